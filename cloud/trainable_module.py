@@ -1,0 +1,206 @@
+"""The model as a tf.Module whose signatures convert to TFLite builtin ops only.
+
+Training steps use hand-derived gradients (matmul, transpose, pad, masks,
+reductions) instead of autodiff, whose ops (ReluGrad and friends) would need
+the Flex delegate that tflite-runtime does not ship. The im2col form of a
+valid Conv1D makes its weight gradient one matmul and its input gradient a sum
+of shifted slices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from cloud.har_model import ModelConfig
+from sdk.bundle import WeightLayout
+
+
+def _frames(h: tf.Tensor, k: int) -> tf.Tensor:
+    """(B, T, C) -> (B, T-k+1, k*C): the k-sample frames of a valid Conv1D."""
+    t_out = h.shape[1] - k + 1
+    return tf.concat([h[:, j : j + t_out, :] for j in range(k)], axis=2)
+
+
+def _unframe(d_frames: tf.Tensor, k: int, channels: int) -> tf.Tensor:
+    """Adjoint of _frames: (B, T-k+1, k*C) -> (B, T, C), summing overlaps."""
+    parts = [
+        tf.pad(d_frames[:, :, j * channels : (j + 1) * channels], [[0, 0], [j, k - 1 - j], [0, 0]])
+        for j in range(k)
+    ]
+    return tf.add_n(parts)
+
+
+def _matmul_2d(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """(B, T, n) @ (n, m) -> (B, T, m)."""
+    t, n = a.shape[1], a.shape[2]
+    out = tf.matmul(tf.reshape(a, [-1, n]), b)
+    return tf.reshape(out, [-1, t, b.shape[1]])
+
+
+def _outer_sum(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """sum over batch and time of a^T b for (B, T, n), (B, T, m) -> (n, m)."""
+    return tf.matmul(tf.reshape(a, [-1, a.shape[2]]), tf.reshape(b, [-1, b.shape[2]]), transpose_a=True)
+
+
+def _relu_mask(h: tf.Tensor) -> tf.Tensor:
+    return tf.cast(h > 0, tf.float32)
+
+
+class TrainableHarModule(tf.Module):
+    """Variables, inference and SGD training steps of the HAR model."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        shared: np.ndarray,
+        personal: np.ndarray,
+        norm_mean: np.ndarray,
+        norm_std: np.ndarray,
+    ) -> None:
+        super().__init__(name="fedwear_har")
+        self.config = config
+        self.shared_layout: WeightLayout = config.shared_layout
+        self.personal_layout: WeightLayout = config.personal_layout
+        self._mean = tf.constant(np.asarray(norm_mean, np.float32).reshape(1, 1, -1))
+        self._inv_std = tf.constant(1.0 / np.asarray(norm_std, np.float32).reshape(1, 1, -1))
+        self.v = {}
+        for layout, flat in ((self.shared_layout, shared), (self.personal_layout, personal)):
+            for name, value in layout.split(flat).items():
+                self.v[name] = tf.Variable(value, name=name.replace("/", "_"))
+        x_spec = tf.TensorSpec([None, config.window_length, config.channels], tf.float32, "x")
+        y_spec = tf.TensorSpec([None, config.num_classes], tf.float32, "y")
+        lr_spec = tf.TensorSpec([], tf.float32, "lr")
+        self.infer = tf.function(self._infer, input_signature=[x_spec])
+        self.train_shared = tf.function(self._train_shared, input_signature=[x_spec, y_spec, lr_spec])
+        self.train_personal = tf.function(
+            self._train_personal, input_signature=[x_spec, y_spec, lr_spec]
+        )
+        self.get_shared = tf.function(lambda: self._get(self.shared_layout), input_signature=[])
+        self.get_personal = tf.function(lambda: self._get(self.personal_layout), input_signature=[])
+        self.set_shared = tf.function(
+            lambda weights: self._set(self.shared_layout, weights),
+            input_signature=[tf.TensorSpec([self.shared_layout.size], tf.float32, "weights")],
+        )
+        self.set_personal = tf.function(
+            lambda weights: self._set(self.personal_layout, weights),
+            input_signature=[tf.TensorSpec([self.personal_layout.size], tf.float32, "weights")],
+        )
+
+    def signatures(self) -> dict:
+        return {
+            "infer": self.infer,
+            "train_shared": self.train_shared,
+            "train_personal": self.train_personal,
+            "get_shared": self.get_shared,
+            "set_shared": self.set_shared,
+            "get_personal": self.get_personal,
+            "set_personal": self.set_personal,
+        }
+
+    # Forward pieces --------------------------------------------------------
+    def _conv(self, h, layer):
+        kernel = self.v[f"{layer}/kernel"]
+        k, cin, cout = kernel.shape
+        frames = _frames(h, k)
+        z = _matmul_2d(frames, tf.reshape(kernel, [k * cin, cout])) + self.v[f"{layer}/bias"]
+        return frames, tf.nn.relu(z)
+
+    def _features(self, x):
+        x = (x - self._mean) * self._inv_std
+        f1, h1 = self._conv(x, "conv1")
+        f2, h2 = self._conv(h1, "conv2")
+        pooled = tf.reduce_mean(h2, axis=1)
+        feat = tf.nn.relu(tf.matmul(pooled, self.v["dense/kernel"]) + self.v["dense/bias"])
+        return f1, h1, f2, h2, pooled, feat
+
+    def _personal_logits(self, feat):
+        adapted = tf.nn.relu(tf.matmul(feat, self.v["adapter/kernel"]) + self.v["adapter/bias"])
+        logits = tf.matmul(adapted, self.v["personal_head/kernel"]) + self.v["personal_head/bias"]
+        return adapted, logits
+
+    def _infer(self, x):
+        feat = self._features(x)[-1]
+        global_logits = tf.matmul(feat, self.v["head/kernel"]) + self.v["head/bias"]
+        _, personal_logits = self._personal_logits(feat)
+        return {
+            "global_probs": tf.nn.softmax(global_logits),
+            "personal_probs": tf.nn.softmax(personal_logits),
+        }
+
+    # Training steps --------------------------------------------------------
+    @staticmethod
+    def _loss_and_grad(logits, y):
+        """Mean softmax cross-entropy and its gradient w.r.t. the logits."""
+        batch = tf.cast(tf.shape(logits)[0], tf.float32)
+        loss = -tf.reduce_sum(y * tf.nn.log_softmax(logits)) / batch
+        return loss, (tf.nn.softmax(logits) - y) / batch
+
+    @staticmethod
+    def _dense_grads(inputs, d_out, kernel):
+        """Kernel, bias and input gradients of inputs @ kernel + bias."""
+        return (
+            tf.matmul(inputs, d_out, transpose_a=True),
+            tf.reduce_sum(d_out, axis=0),
+            tf.matmul(d_out, kernel, transpose_b=True),
+        )
+
+    def _conv_grads(self, frames, d_z, layer, want_input):
+        kernel = self.v[f"{layer}/kernel"]
+        k, cin, cout = kernel.shape
+        d_kernel = tf.reshape(_outer_sum(frames, d_z), [k, cin, cout])
+        d_bias = tf.reduce_sum(d_z, axis=[0, 1])
+        d_input = None
+        if want_input:
+            d_frames = _matmul_2d(d_z, tf.transpose(tf.reshape(kernel, [k * cin, cout])))
+            d_input = _unframe(d_frames, k, cin)
+        return d_kernel, d_bias, d_input
+
+    def _apply(self, grads: dict, lr):
+        for name, grad in grads.items():
+            self.v[name].assign_sub(lr * grad)
+
+    def _train_shared(self, x, y, lr):
+        f1, h1, f2, h2, pooled, feat = self._features(x)
+        logits = tf.matmul(feat, self.v["head/kernel"]) + self.v["head/bias"]
+        loss, d_logits = self._loss_and_grad(logits, y)
+        g = {}
+        g["head/kernel"], g["head/bias"], d_feat = self._dense_grads(
+            feat, d_logits, self.v["head/kernel"]
+        )
+        d_dense = d_feat * _relu_mask(feat)
+        g["dense/kernel"], g["dense/bias"], d_pooled = self._dense_grads(
+            pooled, d_dense, self.v["dense/kernel"]
+        )
+        steps = float(h2.shape[1])
+        d_h2 = tf.expand_dims(d_pooled / steps, 1) * tf.ones_like(h2)
+        d_z2 = d_h2 * _relu_mask(h2)
+        g["conv2/kernel"], g["conv2/bias"], d_h1 = self._conv_grads(f2, d_z2, "conv2", True)
+        d_z1 = d_h1 * _relu_mask(h1)
+        g["conv1/kernel"], g["conv1/bias"], _ = self._conv_grads(f1, d_z1, "conv1", False)
+        self._apply(g, lr)
+        return {"loss": loss}
+
+    def _train_personal(self, x, y, lr):
+        feat = self._features(x)[-1]
+        adapted, logits = self._personal_logits(feat)
+        loss, d_logits = self._loss_and_grad(logits, y)
+        g = {}
+        g["personal_head/kernel"], g["personal_head/bias"], d_adapted = self._dense_grads(
+            adapted, d_logits, self.v["personal_head/kernel"]
+        )
+        d_z = d_adapted * _relu_mask(adapted)
+        g["adapter/kernel"], g["adapter/bias"], _ = self._dense_grads(
+            feat, d_z, self.v["adapter/kernel"]
+        )
+        self._apply(g, lr)
+        return {"loss": loss}
+
+    # Weights in and out -----------------------------------------------------
+    def _get(self, layout: WeightLayout):
+        return {"weights": tf.concat([tf.reshape(self.v[t.name], [-1]) for t in layout.tensors], 0)}
+
+    def _set(self, layout: WeightLayout, weights):
+        for t in layout.tensors:
+            self.v[t.name].assign(tf.reshape(weights[t.offset : t.offset + t.size], t.shape))
+        return self._get(layout)
