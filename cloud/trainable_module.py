@@ -65,17 +65,24 @@ class TrainableHarModule(tf.Module):
         self._mean = tf.constant(np.asarray(norm_mean, np.float32).reshape(1, 1, -1))
         self._inv_std = tf.constant(1.0 / np.asarray(norm_std, np.float32).reshape(1, 1, -1))
         self.v = {}
+        self.velocity = {}
         for layout, flat in ((self.shared_layout, shared), (self.personal_layout, personal)):
             for name, value in layout.split(flat).items():
                 self.v[name] = tf.Variable(value, name=name.replace("/", "_"))
+                self.velocity[name] = tf.Variable(
+                    tf.zeros_like(value), name=name.replace("/", "_") + "_velocity"
+                )
         x_spec = tf.TensorSpec([None, config.window_length, config.channels], tf.float32, "x")
         y_spec = tf.TensorSpec([None, config.num_classes], tf.float32, "y")
-        lr_spec = tf.TensorSpec([], tf.float32, "lr")
+        step_specs = [
+            x_spec,
+            y_spec,
+            tf.TensorSpec([], tf.float32, "lr"),
+            tf.TensorSpec([], tf.float32, "momentum"),
+        ]
         self.infer = tf.function(self._infer, input_signature=[x_spec])
-        self.train_shared = tf.function(self._train_shared, input_signature=[x_spec, y_spec, lr_spec])
-        self.train_personal = tf.function(
-            self._train_personal, input_signature=[x_spec, y_spec, lr_spec]
-        )
+        self.train_shared = tf.function(self._train_shared, input_signature=step_specs)
+        self.train_personal = tf.function(self._train_personal, input_signature=step_specs)
         self.get_shared = tf.function(lambda: self._get(self.shared_layout), input_signature=[])
         self.get_personal = tf.function(lambda: self._get(self.personal_layout), input_signature=[])
         self.set_shared = tf.function(
@@ -156,11 +163,13 @@ class TrainableHarModule(tf.Module):
             d_input = _unframe(d_frames, k, cin)
         return d_kernel, d_bias, d_input
 
-    def _apply(self, grads: dict, lr):
+    def _apply(self, grads: dict, lr, momentum):
+        """SGD with momentum, as Keras does it: v = m*v - lr*g; w += v."""
         for name, grad in grads.items():
-            self.v[name].assign_sub(lr * grad)
+            velocity = self.velocity[name].assign(momentum * self.velocity[name] - lr * grad)
+            self.v[name].assign_add(velocity)
 
-    def _train_shared(self, x, y, lr):
+    def _train_shared(self, x, y, lr, momentum):
         f1, h1, f2, h2, pooled, feat = self._features(x)
         logits = tf.matmul(feat, self.v["head/kernel"]) + self.v["head/bias"]
         loss, d_logits = self._loss_and_grad(logits, y)
@@ -178,10 +187,10 @@ class TrainableHarModule(tf.Module):
         g["conv2/kernel"], g["conv2/bias"], d_h1 = self._conv_grads(f2, d_z2, "conv2", True)
         d_z1 = d_h1 * _relu_mask(h1)
         g["conv1/kernel"], g["conv1/bias"], _ = self._conv_grads(f1, d_z1, "conv1", False)
-        self._apply(g, lr)
+        self._apply(g, lr, momentum)
         return {"loss": loss}
 
-    def _train_personal(self, x, y, lr):
+    def _train_personal(self, x, y, lr, momentum):
         feat = self._features(x)[-1]
         adapted, logits = self._personal_logits(feat)
         loss, d_logits = self._loss_and_grad(logits, y)
@@ -193,7 +202,7 @@ class TrainableHarModule(tf.Module):
         g["adapter/kernel"], g["adapter/bias"], _ = self._dense_grads(
             feat, d_z, self.v["adapter/kernel"]
         )
-        self._apply(g, lr)
+        self._apply(g, lr, momentum)
         return {"loss": loss}
 
     # Weights in and out -----------------------------------------------------
@@ -201,6 +210,8 @@ class TrainableHarModule(tf.Module):
         return {"weights": tf.concat([tf.reshape(self.v[t.name], [-1]) for t in layout.tensors], 0)}
 
     def _set(self, layout: WeightLayout, weights):
+        """New weights; their momentum starts again from zero."""
         for t in layout.tensors:
             self.v[t.name].assign(tf.reshape(weights[t.offset : t.offset + t.size], t.shape))
+            self.velocity[t.name].assign(tf.zeros(t.shape))
         return self._get(layout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,12 @@ class TFLiteTrainer:
         return np.eye(k, dtype=np.float32)[y]
 
     # Training ---------------------------------------------------------------
-    def train_step(self, part: str, x: np.ndarray, y_one_hot: np.ndarray, lr: float) -> float:
+    def train_step(
+        self, part: str, x: np.ndarray, y_one_hot: np.ndarray, lr: float, momentum: float = 0.0
+    ) -> float:
         """One SGD step on 'shared' or 'personal' weights; returns the batch loss."""
         runner = self._runners[f"train_{part}"]
-        out = runner(x=x, y=y_one_hot, lr=np.float32(lr))
+        out = runner(x=x, y=y_one_hot, lr=np.float32(lr), momentum=np.float32(momentum))
         return float(out["loss"])
 
     def fit(
@@ -64,15 +67,21 @@ class TFLiteTrainer:
         labels,
         epochs: int = 1,
         batch_size: int = 32,
-        lr: float = 0.05,
+        lr: float = 0.02,
+        momentum: float = 0.9,
         part: str = "shared",
         seed: int = 0,
+        on_epoch: Callable[[int, float], None] | None = None,
     ) -> FitHistory:
-        """SGD over shuffled mini-batches of the windows, `epochs` times."""
+        """SGD with momentum over shuffled mini-batches, `epochs` times.
+
+        Momentum carries over between calls; set_weights resets it.
+        ``on_epoch(epoch, mean_loss)`` is called after every epoch.
+        """
         if part not in ("shared", "personal"):
             raise ValueError(f"part must be 'shared' or 'personal', got {part!r}")
-        if epochs < 0 or batch_size < 1 or not lr > 0:
-            raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+        if epochs < 0 or batch_size < 1 or not lr > 0 or not 0 <= momentum < 1:
+            raise ValueError("epochs must be >= 0, batch_size >= 1, lr > 0, 0 <= momentum < 1")
         x = self._check_windows(windows)
         y = self._one_hot(labels, len(x))
         rng = np.random.default_rng(seed)
@@ -80,11 +89,13 @@ class TFLiteTrainer:
         for _ in range(epochs):
             order = rng.permutation(len(x))
             losses = [
-                self.train_step(part, x[idx], y[idx], lr)
+                self.train_step(part, x[idx], y[idx], lr, momentum)
                 for idx in np.array_split(order, max(1, int(np.ceil(len(x) / batch_size))))
                 if idx.size
             ]
             history.loss.append(float(np.mean(losses)) if losses else float("nan"))
+            if on_epoch is not None:
+                on_epoch(len(history.loss), history.loss[-1])
         return history
 
     # Inference ------------------------------------------------------------

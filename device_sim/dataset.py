@@ -1,0 +1,98 @@
+"""Windowed datasets: one DeviceData per simulated device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sdk.windowing import WindowSpec, Windows
+
+
+class DataError(ValueError):
+    """A dataset file is missing, malformed or inconsistent; the message names it."""
+
+
+@dataclass
+class DeviceData:
+    """The labelled windows of one device (one subject wearing one sensor).
+
+    ``execution`` gives, per window, the chronological index of the recording
+    session it came from; within-subject splits cut along it.
+    """
+
+    device_id: str
+    subject: str
+    device: str
+    windows: np.ndarray
+    labels: np.ndarray
+    execution: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def select(self, mask: np.ndarray) -> "DeviceData":
+        return DeviceData(
+            self.device_id,
+            self.subject,
+            self.device,
+            self.windows[mask],
+            self.labels[mask],
+            self.execution[mask],
+            self.metadata,
+        )
+
+    @property
+    def executions(self) -> list[int]:
+        return sorted(int(e) for e in np.unique(self.execution))
+
+
+@dataclass
+class Dataset:
+    """Devices sharing one label set and one window spec."""
+
+    name: str
+    label_names: tuple[str, ...]
+    spec: WindowSpec
+    devices: list[DeviceData]
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({d.subject for d in self.devices})
+
+    def by_subject(self, subjects) -> list[DeviceData]:
+        wanted = set(subjects)
+        return [d for d in self.devices if d.subject in wanted]
+
+
+def device_from_executions(
+    device_id: str,
+    subject: str,
+    device: str,
+    executions: list[Windows],
+    metadata: dict | None = None,
+) -> DeviceData:
+    """Stacks the windows of a device's executions, in chronological order."""
+    parts = [w for w in executions if len(w)]
+    if not parts:
+        raise DataError(f"{device_id}: no complete window in any execution")
+    return DeviceData(
+        device_id,
+        subject,
+        device,
+        np.concatenate([w.data for w in parts]),
+        np.concatenate([w.labels for w in parts]),
+        np.concatenate([np.full(len(w), i) for i, w in enumerate(parts)]),
+        metadata or {},
+    )
+
+
+def pooled(devices: list[DeviceData]) -> tuple[np.ndarray, np.ndarray]:
+    """All windows and labels of several devices."""
+    if not devices:
+        raise ValueError("no devices to pool")
+    return (
+        np.concatenate([d.windows for d in devices]),
+        np.concatenate([d.labels for d in devices]),
+    )
