@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from device_sim.dataset import DataError
-from device_sim.datasets import NAMES, load_dataset
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from device_sim.dataset import DataError  # noqa: E402
+from device_sim.datasets import NAMES, load_dataset  # noqa: E402
 
 
 def _dataset_options(command):
@@ -33,6 +36,28 @@ def main() -> None:
     """FedWear device simulator."""
 
 
+def _report(ds, folds: int, config, as_json: bool, out: Path | None) -> None:
+    from device_sim.baseline import run_baseline
+
+    result = run_baseline(ds, folds, config, show_progress=sys.stderr.isatty())
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+    summary = {k: v for k, v in result.items() if k != "per_device"}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"{ds.name}: {len(ds.devices)} devices, {folds} subject folds, {config.epochs} epochs")
+    click.echo(f"{'':8}{'accuracy':>10}{'median':>10}{'macro-F1':>10}")
+    for engine in ("keras", "tflite"):
+        click.echo(
+            f"{engine:8}{summary[f'accuracy_{engine}']:>10.3f}"
+            f"{summary[f'median_accuracy_{engine}']:>10.3f}{summary[f'macro_f1_{engine}']:>10.3f}"
+        )
+    if out:
+        click.echo(f"report: {out}")
+
+
 @main.command()
 @_dataset_options
 @click.option("--folds", default=3, show_default=True, help="Subject folds (held-out groups).")
@@ -47,7 +72,7 @@ def main() -> None:
 def baseline(dataset, data, device, download, sha256, folds, epochs, batch_size, lr, momentum,
              seed, as_json, out):
     """Centralised training on pooled subjects, scored on held-out subjects (Keras and TFLite)."""
-    from device_sim.baseline import TrainingConfig, run_baseline
+    from device_sim.baseline import TrainingConfig
 
     name = dataset or ("sp-sw-har" if data else "synthetic")
     try:
@@ -55,20 +80,19 @@ def baseline(dataset, data, device, download, sha256, folds, epochs, batch_size,
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     config = TrainingConfig(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, seed=seed)
-    result = run_baseline(ds, folds, config, show_progress=sys.stderr.isatty())
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
-    summary = {k: v for k, v in result.items() if k != "per_device"}
-    if as_json:
-        click.echo(json.dumps(summary))
-        return
-    click.echo(f"{ds.name}: {len(ds.devices)} devices, {folds} subject folds, {epochs} epochs")
-    click.echo(f"{'':8}{'accuracy':>10}{'median':>10}{'macro-F1':>10}")
-    for engine in ("keras", "tflite"):
-        click.echo(
-            f"{engine:8}{summary[f'accuracy_{engine}']:>10.3f}"
-            f"{summary[f'median_accuracy_{engine}']:>10.3f}{summary[f'macro_f1_{engine}']:>10.3f}"
-        )
-    if out:
-        click.echo(f"full result: {out}")
+    _report(ds, folds, config, as_json, out)
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="sp-sw-har folder; synthetic data when left out.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True)
+def demo(data, out):
+    """A short run: the centralised baseline on synthetic (or given) data."""
+    from device_sim.baseline import TrainingConfig
+
+    try:
+        ds = load_dataset("sp-sw-har" if data else "synthetic", data)
+    except (DataError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    _report(ds, 2, TrainingConfig(epochs=15), False, out / "baseline.json")

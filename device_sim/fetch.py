@@ -81,7 +81,7 @@ def _download(url: str, target: Path, show_progress: bool) -> None:
     os.replace(partial, target)
 
 
-def _safe_extract(archive: Path, into: Path) -> None:
+def _extract_one(archive: Path, into: Path) -> None:
     try:
         with zipfile.ZipFile(archive) as zf:
             for member in zf.namelist():
@@ -91,10 +91,20 @@ def _safe_extract(archive: Path, into: Path) -> None:
             zf.extractall(into)
     except zipfile.BadZipFile as exc:
         raise DataError(f"{archive}: not a zip archive ({exc})") from exc
-    for inner in sorted(into.rglob("*.zip")):
-        if not inner.name.startswith("__MACOSX"):
-            _safe_extract(inner, inner.parent)
-            inner.unlink()
+
+
+def _safe_extract(archive: Path, into: Path, max_nested: int = 16) -> None:
+    """Unpacks the archive, then every zip it holds, at most `max_nested` of them."""
+    _extract_one(archive, into)
+    for _ in range(max_nested):
+        inner = next((p for p in sorted(into.rglob("*.zip")) if "__MACOSX" not in p.parts), None)
+        if inner is None:
+            return
+        held = inner.with_name(inner.name + ".nested")
+        os.replace(inner, held)
+        _extract_one(held, inner.parent)
+        held.unlink()
+    raise DataError(f"{archive}: more than {max_nested} nested archives")
 
 
 def fetch(

@@ -42,12 +42,13 @@ def data_root(path: str | Path) -> Path:
 def _read_matrix(path: Path, columns: int | None, dtype=float) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: missing")
+    text = path.read_text()
+    if not text.strip():
+        raise DataError(f"{path}: empty file")
     try:
-        data = np.loadtxt(path, dtype=dtype, ndmin=2)
+        data = np.loadtxt(text.splitlines(), dtype=dtype, ndmin=2)
     except ValueError as exc:
         raise DataError(f"{path}: malformed ({exc})") from exc
-    if data.size == 0:
-        raise DataError(f"{path}: empty file")
     if columns is not None and data.shape[1] != columns:
         raise DataError(f"{path}: expected {columns} values per row, found {data.shape[1]}")
     return data

@@ -26,6 +26,7 @@ class TFLiteTrainer:
     """Inference, SGD training and weight access for one model bundle."""
 
     def __init__(self, bundle_dir: str | Path, num_threads: int = 1) -> None:
+        self.bundle_dir = Path(bundle_dir)
         self.manifest: Manifest
         self.manifest, model_path = load_bundle(bundle_dir)
         self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)

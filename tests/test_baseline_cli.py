@@ -1,0 +1,43 @@
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def run_cli(*args, timeout=900):
+    return subprocess.run(
+        [sys.executable, "-m", "device_sim", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def test_baseline_on_synthetic_data_prints_one_json_line(tmp_path):
+    proc = run_cli("baseline", "--dataset", "synthetic", "--folds", "2", "--epochs", "6", "--json",
+                   "--out", str(tmp_path / "full.json"))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    for key in ("accuracy_keras", "accuracy_tflite", "macro_f1_keras", "macro_f1_tflite", "test_subjects"):
+        assert key in result
+    assert len(result["test_subjects"]) == 8
+    assert result["accuracy_keras"] > 0.6 and result["accuracy_tflite"] > 0.6  # chance is 0.2
+    full = json.loads((tmp_path / "full.json").read_text())
+    assert len(full["per_device"]) == 8
+
+
+def test_real_watch_data_tflite_training_tracks_keras(spswhar_path):
+    """A shorter run than the documented one (15 epochs instead of 40)."""
+    proc = run_cli("baseline", "--data", str(spswhar_path), "--device", "watch", "--epochs", "15", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert len(result["test_subjects"]) == 18
+    assert result["accuracy_tflite"] > 0.8 and result["accuracy_keras"] > 0.8
+    assert abs(result["accuracy_tflite"] - result["accuracy_keras"]) < 0.03
+
+
+def test_missing_data_gives_a_clear_error(tmp_path):
+    proc = run_cli("baseline", "--data", str(tmp_path / "none"), "--json")
+    assert proc.returncode != 0
+    assert "not an sp-sw-har dataset" in proc.stderr and "Traceback" not in proc.stderr

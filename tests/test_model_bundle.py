@@ -1,0 +1,140 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cloud.har_model import keras_weights, set_keras_weights
+from sdk.bundle import BundleError, load_bundle
+from sdk.trainer import TFLiteTrainer
+
+
+def batch(norm, n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    mean, std = norm
+    x = (rng.normal(size=(n, 50, 6)) * std + mean).astype(np.float32)
+    return x, rng.integers(0, 5, n)
+
+
+def keras_sgd_steps(model, layers, x, y, lr, momentum, head, steps):
+    """Reference: tf.GradientTape + Keras SGD on the listed layers."""
+    variables = [v for name in layers for v in model.get_layer(name).trainable_variables]
+    optimizer = tf.keras.optimizers.SGD(lr, momentum=momentum)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            logits = model(x)[head]
+            loss = tf.reduce_mean(
+                tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            )
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    return float(loss)
+
+
+@pytest.fixture
+def fresh(keras_and_bundle, model_config):
+    """A Keras model and a TFLite trainer holding the same initial weights."""
+    model, bundle = keras_and_bundle
+    clone = tf.keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone, TFLiteTrainer(bundle)
+
+
+@pytest.mark.parametrize("momentum, steps", [(0.0, 1), (0.9, 3)])
+def test_train_shared_matches_gradient_tape(fresh, model_config, norm, momentum, steps):
+    model, trainer = fresh
+    x, y = batch(norm)
+    for _ in range(steps):
+        tfl_loss = trainer.train_step("shared", x, np.eye(5, dtype=np.float32)[y], 0.05, momentum)
+    ref_loss = keras_sgd_steps(
+        model, ["conv1", "conv2", "dense", "head"], (x - norm[0]) / norm[1], y, 0.05, momentum, 0, steps
+    )
+    assert abs(tfl_loss - ref_loss) < 1e-4
+    layout = model_config.shared_layout
+    got, want = layout.split(trainer.get_weights("shared")), layout.split(keras_weights(model, layout))
+    for name in want:
+        assert np.max(np.abs(got[name] - want[name])) < 1e-4, name
+    # the personal layers did not move
+    assert np.array_equal(
+        trainer.get_weights("personal"), keras_weights(model, model_config.personal_layout)
+    )
+
+
+def test_train_personal_matches_gradient_tape_and_freezes_features(fresh, model_config, norm):
+    model, trainer = fresh
+    x, y = batch(norm, seed=1)
+    shared_before = trainer.get_weights("shared")
+    trainer.train_step("personal", x, np.eye(5, dtype=np.float32)[y], 0.1, 0.0)
+    keras_sgd_steps(model, ["adapter", "personal_head"], (x - norm[0]) / norm[1], y, 0.1, 0.0, 1, 1)
+    layout = model_config.personal_layout
+    got, want = layout.split(trainer.get_weights("personal")), layout.split(keras_weights(model, layout))
+    for name in want:
+        assert np.max(np.abs(got[name] - want[name])) < 1e-4, name
+    assert np.max(np.abs(want["adapter/kernel"] - np.eye(64))) > 0  # it really moved
+    assert np.array_equal(trainer.get_weights("shared"), shared_before)
+
+
+def test_inference_matches_keras(fresh, norm):
+    model, trainer = fresh
+    x, _ = batch(norm, n=300, seed=2)
+    global_logits, personal_logits = model((x - norm[0]) / norm[1])
+    assert np.allclose(trainer.predict_proba(x), tf.nn.softmax(global_logits), atol=1e-5)
+    assert np.allclose(trainer.predict_proba(x, "personal"), tf.nn.softmax(personal_logits), atol=1e-5)
+
+
+def test_weights_round_trip_and_reject_bad_vectors(fresh, model_config, tmp_path):
+    _, trainer = fresh
+    size = model_config.shared_layout.size
+    new = np.random.default_rng(0).normal(size=size).astype(np.float32)
+    trainer.set_weights(new)
+    assert np.array_equal(trainer.get_weights(), new)
+    with pytest.raises(ValueError, match=f"need {size} values"):
+        trainer.set_weights(new[:-1])
+    with pytest.raises(ValueError, match="NaN"):
+        trainer.set_weights(np.full(size, np.nan))
+    personal = trainer.get_weights("personal") + 1
+    trainer.set_weights(personal, "personal")
+    trainer.save_personal(tmp_path / "personal.npz")
+    other = TFLiteTrainer(trainer.bundle_dir)
+    other.load_personal(tmp_path / "personal.npz")
+    assert np.array_equal(other.get_weights("personal"), personal)
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a personal-weights file"):
+        other.load_personal(tmp_path / "junk.npz")
+
+
+def test_bad_windows_and_labels_are_refused(bundle_dir, norm):
+    trainer = TFLiteTrainer(bundle_dir)
+    x, y = batch(norm, n=4)
+    with pytest.raises(ValueError, match=r"shape \(n, 50, 6\)"):
+        trainer.predict(x[:, :40])
+    with pytest.raises(ValueError, match="labels must be integers"):
+        trainer.fit(x, y + 5)
+    with pytest.raises(ValueError, match="4 windows but 3 labels"):
+        trainer.fit(x, y[:3])
+
+
+def test_manifest_describes_the_model(bundle_dir, model_config):
+    manifest, model_path = load_bundle(bundle_dir)
+    assert manifest.window_length == 50 and manifest.num_classes == 5
+    assert manifest.shared.size == model_config.shared_layout.size
+    assert [t.name for t in manifest.personal.tensors][0] == "adapter/kernel"
+    assert set(manifest.signatures) >= {"infer", "train_shared", "train_personal"}
+
+
+def test_tampered_or_incomplete_bundle_is_refused(bundle_dir, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(bundle_dir, copy)
+    with open(copy / "model.tflite", "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(BundleError, match="does not match the manifest"):
+        TFLiteTrainer(copy)
+    shutil.copytree(bundle_dir, tmp_path / "c")
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    manifest["format"] = 99
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="format 99 is not supported"):
+        TFLiteTrainer(tmp_path / "c")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(BundleError, match="missing"):
+        TFLiteTrainer(tmp_path / "d")

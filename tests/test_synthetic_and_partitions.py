@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from device_sim import partitions, synthetic
+
+
+def test_synthetic_is_deterministic_and_subjects_differ():
+    a = synthetic.generate(subjects=3, executions=4, seed=7)
+    b = synthetic.generate(subjects=3, executions=4, seed=7)
+    assert np.array_equal(a.devices[0].windows, b.devices[0].windows)
+    assert len(a.devices) == 3 and all(len(d.executions) == 4 for d in a.devices)
+    gait = [d.metadata["gait_hz"] for d in a.devices]
+    assert len(set(gait)) == 3
+    assert set(np.concatenate([d.labels for d in a.devices]).tolist()) == set(range(5))
+    c = synthetic.generate(subjects=3, executions=4, seed=8)
+    assert not np.array_equal(a.devices[0].windows, c.devices[0].windows)
+
+
+def test_within_subject_split_uses_earlier_executions_for_training():
+    device = synthetic.generate(subjects=1, executions=10, seed=1).devices[0]
+    train, test = partitions.within_subject(device)
+    assert set(train.execution.tolist()) == set(range(6))
+    assert set(test.execution.tolist()) == set(range(6, 10))
+    assert len(train) + len(test) == len(device)
+
+
+def test_within_subject_split_needs_two_executions():
+    device = synthetic.generate(subjects=1, executions=1, seed=1).devices[0]
+    with pytest.raises(ValueError, match="at least 2 executions"):
+        partitions.within_subject(device)
+
+
+def test_subject_folds_are_disjoint_and_cover_everyone():
+    subjects = [f"s{i:02d}" for i in range(18)]
+    folds = partitions.subject_folds(subjects, 3, seed=0)
+    assert sorted(s for f in folds for s in f) == subjects
+    assert [len(f) for f in folds] == [6, 6, 6]
+    train, held = partitions.new_users(subjects, 3, seed=0)
+    assert len(held) == 3 and not set(train) & set(held)
+    with pytest.raises(ValueError):
+        partitions.subject_folds(subjects, 1)
