@@ -1,0 +1,1 @@
+"""Packed Paillier encryption of model updates (quantise, pack, encrypt, add, decrypt)."""

@@ -1,0 +1,92 @@
+"""Crypto parameters of a round, their slot layout and fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+
+from sdk.crypto.errors import CodecError
+
+KEY_SIZES = (2048, 3072)
+RANDOMISERS = ("standard", "short-exponent")
+
+
+@dataclass(frozen=True)
+class CryptoParams:
+    """What devices, aggregator and key service agree on for one round.
+
+    Values are clipped to [-clip, clip] and quantised to `quant_bits` bits; a
+    contribution's weight (its number of samples) is at most `max_weight`.
+    Each slot has room for the sum of `max_contributors` contributions.
+    """
+
+    key_bits: int = 2048
+    quant_bits: int = 16
+    clip: float = 1.0
+    max_contributors: int = 1000
+    max_weight: int = 1000
+    randomiser: str = "standard"
+
+    def __post_init__(self) -> None:
+        if self.key_bits not in KEY_SIZES:
+            raise CodecError(f"key_bits must be one of {KEY_SIZES}, got {self.key_bits}")
+        if not 2 <= self.quant_bits <= 32:
+            raise CodecError(f"quant_bits must be in [2, 32], got {self.quant_bits}")
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise CodecError(f"clip must be a positive number, got {self.clip}")
+        if not 1 <= self.max_contributors <= 1_000_000:
+            raise CodecError(f"max_contributors must be in [1, 1000000], got {self.max_contributors}")
+        if not 1 <= self.max_weight <= self.levels:
+            raise CodecError(f"max_weight must be in [1, {self.levels}] at {self.quant_bits} bits")
+        if self.randomiser not in RANDOMISERS:
+            raise CodecError(f"randomiser must be one of {RANDOMISERS}, got {self.randomiser!r}")
+
+    @property
+    def levels(self) -> int:
+        """Largest quantised value: 2^quant_bits - 1."""
+        return (1 << self.quant_bits) - 1
+
+    @property
+    def step(self) -> float:
+        """Quantisation step: 2 * clip / levels."""
+        return 2 * self.clip / self.levels
+
+    @property
+    def slot_bits(self) -> int:
+        """Bits per slot: room for max_contributors sums of `levels`."""
+        return (self.levels * self.max_contributors).bit_length()
+
+    @property
+    def slots_per_plaintext(self) -> int:
+        """Slots packed below n (n has exactly key_bits bits)."""
+        return (self.key_bits - 1) // self.slot_bits
+
+    @property
+    def ciphertext_bytes(self) -> int:
+        return 2 * self.key_bits // 8
+
+    def plaintexts_for(self, values: int) -> int:
+        """Plaintexts needed for `values` values plus the weight and count slots."""
+        return -(-(values + 2) // self.slots_per_plaintext)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(raw: dict) -> "CryptoParams":
+        try:
+            return CryptoParams(**raw)
+        except TypeError as exc:
+            raise CodecError(f"invalid crypto parameters: {exc}") from exc
+
+    def fingerprint(self) -> bytes:
+        """SHA-256 of what decoding depends on: parameters and slot layout.
+
+        The randomiser is left out: it changes how a device encrypts, not what
+        a ciphertext means, so devices may choose differently.
+        """
+        canonical = dict(self.to_dict(), slot_bits=self.slot_bits, slots=self.slots_per_plaintext)
+        del canonical["randomiser"]
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).digest()
