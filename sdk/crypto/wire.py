@@ -80,10 +80,12 @@ def decode(data: bytes, params: CryptoParams, public: PublicKey, values: int | N
     if len(data) != expected:
         raise PayloadError(f"payload has {len(data)} bytes, its header says {expected}")
     n_square = public.n_square
-    ciphertexts = []
-    for i in range(n_cts):
-        c = gmpy2.mpz(int.from_bytes(data[HEADER_BYTES + i * width : HEADER_BYTES + (i + 1) * width], "big"))
+    view = memoryview(data)
+    from_bytes = gmpy2.mpz.from_bytes
+    ciphertexts = [
+        from_bytes(view[start : start + width]) for start in range(HEADER_BYTES, expected, width)
+    ]
+    for i, c in enumerate(ciphertexts):
         if not 0 < c < n_square:
             raise PayloadError(f"ciphertext {i} is out of range (must be in (0, n^2))")
-        ciphertexts.append(c)
     return Payload(got_kind, n_values, contributors, ciphertexts)
