@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import tensorflow as tf
 
 from cloud.har_model import ModelConfig, keras_weights
 from cloud.trainable_module import TrainableHarModule
-from sdk.bundle import MANIFEST_FILE, MODEL_FILE, SIGNATURES, Manifest, sha256_file
+from sdk.bundle import MANIFEST_FILE, MODEL_FILE, SIGNATURES, Manifest
+from sdk.storage import sha256_file, write_atomically
 from sdk.windowing import CHANNELS
 
 
@@ -23,19 +23,6 @@ def convert_to_tflite(module: TrainableHarModule) -> bytes:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         converter.experimental_enable_resource_variables = True
         return converter.convert()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export_bundle(
@@ -64,7 +51,7 @@ def export_bundle(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / MODEL_FILE
-    _write_atomically(model_path, convert_to_tflite(module))
+    write_atomically(model_path, convert_to_tflite(module))
     manifest = Manifest(
         model_version=model_version,
         window_length=config.window_length,
@@ -78,5 +65,5 @@ def export_bundle(
         model_sha256=sha256_file(model_path),
         notes={"normalisation": "applied inside the model: (x - norm_mean) / norm_std"},
     )
-    _write_atomically(out / MANIFEST_FILE, manifest.to_json().encode())
+    write_atomically(out / MANIFEST_FILE, manifest.to_json().encode())
     return manifest

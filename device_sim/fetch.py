@@ -8,7 +8,6 @@ may leave the cache). Archives inside the archive are unpacked as well.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.error
@@ -22,6 +21,7 @@ from rich.console import Console
 from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
 from device_sim.dataset import DataError
+from sdk.storage import sha256_file
 
 CACHE_ENV = "FEDWEAR_CACHE"
 
@@ -52,14 +52,6 @@ SOURCES = {
 
 def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "fedwear"))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _download(url: str, target: Path, show_progress: bool) -> None:
@@ -123,7 +115,7 @@ def fetch(
     base.mkdir(parents=True, exist_ok=True)
     archive = base / "archive.zip"
     _download(source.url, archive, show_progress)
-    actual = _sha256(archive)
+    actual = sha256_file(archive)
     if pinned and actual != pinned:
         archive.unlink()
         raise DataError(f"{source.url}: sha256 {actual} does not match the expected {pinned}")

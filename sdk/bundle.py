@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from sdk.storage import sha256_file
 
 BUNDLE_FORMAT = 1
 MODEL_FILE = "model.tflite"
@@ -135,14 +136,6 @@ class Manifest:
             raise
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{source}: not a valid bundle manifest ({exc!r})") from exc
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_bundle(directory: str | Path) -> tuple[Manifest, Path]:

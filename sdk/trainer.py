@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from dataclasses import dataclass
 from typing import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from tflite_runtime.interpreter import Interpreter
 
 from sdk.bundle import Manifest, load_bundle
 from sdk.metrics import accuracy, macro_f1
+from sdk.storage import write_atomically
 
 
 @dataclass
@@ -145,18 +145,9 @@ class TFLiteTrainer:
 
     def save_personal(self, path: str | Path) -> None:
         """Stores the personal weights on the device (atomic write)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, personal=self.get_weights("personal"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        np.savez(buffer, personal=self.get_weights("personal"))
+        write_atomically(path, buffer.getvalue(), mode=0o600)
 
     def load_personal(self, path: str | Path) -> None:
         """Loads personal weights saved by save_personal."""
