@@ -47,3 +47,6 @@ def keras_and_bundle(tmp_path_factory, model_config, norm):
 @pytest.fixture(scope="session")
 def bundle_dir(keras_and_bundle):
     return keras_and_bundle[1]
+
+
+pytest_plugins = ["tests.cloud_servers"]

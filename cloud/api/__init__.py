@@ -1,0 +1,1 @@
+"""HTTP API of the aggregation service: blueprints and their shared pieces."""

@@ -1,0 +1,87 @@
+"""Request bodies, validated with pydantic; errors name the field and the problem."""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cloud.api.errors import ApiError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CryptoConfig(Strict):
+    quant_bits: int = Field(16, ge=2, le=32)
+    clip: float = Field(1.0, gt=0, le=1e6)
+    max_contributors: int = Field(1000, ge=2, le=1_000_000)
+    max_weight: int = Field(1000, ge=1)
+    randomiser: Literal["standard", "short-exponent"] = "standard"
+
+
+class Hyperparameters(Strict):
+    epochs: int = Field(1, ge=1, le=1000)
+    batch_size: int = Field(32, ge=1, le=4096)
+    lr: float = Field(0.02, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    personal_epochs: int = Field(5, ge=0, le=1000)
+
+
+class JobConfig(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    rounds: int = Field(ge=1, le=100_000)
+    min_devices: int = Field(ge=2, le=1_000_000)
+    max_devices: int = Field(ge=2, le=1_000_000)
+    round_timeout_s: float = Field(300, gt=0, le=7 * 86400)
+    on_deadline: Literal["extend", "fail"] = "extend"
+    max_extensions: int = Field(3, ge=0, le=1000)
+    hyperparameters: Hyperparameters = Hyperparameters()
+    crypto: CryptoConfig = CryptoConfig()
+
+    @model_validator(mode="after")
+    def _devices(self) -> "JobConfig":
+        if self.max_devices < self.min_devices:
+            raise ValueError("max_devices must be at least min_devices")
+        if self.max_devices > self.crypto.max_contributors:
+            raise ValueError("max_devices must not exceed crypto.max_contributors")
+        return self
+
+
+class TokenRequest(Strict):
+    max_uses: int | None = Field(1, ge=1, le=1_000_000, description="null: unlimited")
+    expires_in_s: int = Field(86400, ge=1, le=365 * 86400)
+
+
+class EnrolRequest(Strict):
+    token: str = Field(min_length=1, max_length=200)
+    name: str = Field("", max_length=200)
+
+
+class MetricsReport(Strict):
+    windows: int = Field(ge=0, le=10_000_000)
+    accuracy: float | None = Field(None, ge=0, le=1)
+
+
+def describe(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()
+    )
+
+
+def parse(model: type[Model], raw=None) -> Model:
+    """Validates the request's JSON body (or `raw`) against `model`; ApiError 400 otherwise."""
+    if raw is None:
+        raw = request.get_json(silent=True)
+        if raw is None:
+            raise ApiError(400, "malformed_json", "request body must be a JSON object (Content-Type: application/json)")
+    if not isinstance(raw, dict):
+        raise ApiError(400, "malformed_json", "request body must be a JSON object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ApiError(400, "invalid_request", describe(err)) from err

@@ -1,0 +1,91 @@
+"""Application factory of the aggregation service."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flask import Flask, g, request
+from sqlalchemy import select
+
+from cloud.api import admin, device, ops
+from cloud.api.errors import ApiError, install_error_handlers
+from cloud.db import Round, make_engine, make_sessionmaker
+from cloud.keyclient import KeyServiceClient
+from cloud.metrics import Metrics
+from cloud.rounds import close_due_rounds, publish_closed_rounds
+from cloud.services import Services, close_session
+from cloud.settings import Settings
+from cloud.store import FileStore
+
+log = logging.getLogger("fedwear.cloud")
+
+
+def create_app(settings: Settings | None = None, background: bool = False) -> Flask:
+    """The Flask app; `background` starts the thread that closes and publishes rounds."""
+    settings = settings or Settings.from_env()
+    app = Flask("fedwear-cloud")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    engine = make_engine(settings.database_url)
+    svc = Services(
+        settings=settings,
+        sessions=make_sessionmaker(engine),
+        store=FileStore(settings.data_dir),
+        keyservice=KeyServiceClient(settings.keyservice_url, settings.keyservice_token),
+        metrics=Metrics(),
+    )
+    app.extensions["fedwear"] = svc
+    _remove_stale_sums(svc)
+    install_error_handlers(app)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(device.bp)
+    app.register_blueprint(ops.bp)
+    app.teardown_appcontext(close_session)
+    _instrument(app, svc, settings)
+    if background:
+        threading.Thread(target=_tick_forever, args=(svc,), name="fedwear-rounds", daemon=True).start()
+    return app
+
+
+def _instrument(app: Flask, svc: Services, settings: Settings) -> None:
+    @app.before_request
+    def _limit_json_and_time():
+        g.started = time.perf_counter()
+        if request.mimetype == "application/json" and (request.content_length or 0) > settings.max_json_bytes:
+            raise ApiError(413, "request_entity_too_large",
+                           f"JSON body is larger than the limit of {settings.max_json_bytes} bytes")
+
+    @app.after_request
+    def _log(response):
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        svc.metrics.requests.labels(request.method, request.endpoint or "none", response.status_code).observe(seconds)
+        log.info("request", extra={"fields": {
+            "method": request.method, "path": request.path, "status": response.status_code,
+            "ms": round(seconds * 1000, 2), "bytes_in": request.content_length or 0}})
+        return response
+
+
+def _remove_stale_sums(svc: Services) -> None:
+    """Sum files a crash left behind (written, never committed) are deleted at start."""
+    with svc.sessions() as db:
+        for round_ in db.scalars(select(Round).where(Round.status.in_(("open", "closing")))).all():
+            svc.store.remove_stale_sums(round_.job_id, round_.id, round_.sum_file)
+        db.rollback()
+
+
+def tick(svc: Services) -> None:
+    """One pass: close rounds past their deadline, decrypt and publish closed ones."""
+    with svc.sessions() as db:
+        close_due_rounds(db)
+    with svc.sessions() as db:
+        svc.metrics.published.inc(publish_closed_rounds(db, svc.store, svc.keyservice.decrypt))
+
+
+def _tick_forever(svc: Services) -> None:
+    while True:
+        try:
+            tick(svc)
+        except Exception:  # keep the loop alive; the next tick retries
+            log.exception("round tick failed")
+        time.sleep(svc.settings.tick_seconds)

@@ -1,0 +1,39 @@
+"""What the blueprints share: settings, database sessions, files, key service, metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.keyclient import KeyServiceClient
+from cloud.metrics import Metrics
+from cloud.settings import Settings
+from cloud.store import FileStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    sessions: sessionmaker
+    store: FileStore
+    keyservice: KeyServiceClient
+    metrics: Metrics
+
+
+def services() -> Services:
+    return current_app.extensions["fedwear"]
+
+
+def session() -> Session:
+    """The request's database session (closed when the request ends)."""
+    if "db" not in g:
+        g.db = services().sessions()
+    return g.db
+
+
+def close_session(_exc=None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()

@@ -1,0 +1,48 @@
+"""Files under the data directory: bundles, published weights, running sums."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sdk.storage import sha256_file, write_atomically
+
+
+class FileStore:
+    """Paths and atomic writes for one data directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.root / "jobs" / job_id
+
+    def bundle_file(self, job_id: str, name: str) -> Path:
+        return self.job_dir(job_id) / "bundle" / name
+
+    def weights_file(self, job_id: str, version: int) -> Path:
+        return self.job_dir(job_id) / "weights" / f"v{version}.f32"
+
+    def sum_file(self, job_id: str, round_id: int, name: str) -> Path:
+        return self.job_dir(job_id) / "rounds" / str(round_id) / name
+
+    def write(self, path: Path, data: bytes) -> str:
+        """Writes atomically; returns the SHA-256 of what was written."""
+        write_atomically(path, data)
+        return sha256_file(path)
+
+    def write_weights(self, job_id: str, version: int, weights: np.ndarray) -> str:
+        return self.write(self.weights_file(job_id, version), np.asarray(weights, "<f4").tobytes())
+
+    def read_weights(self, job_id: str, version: int) -> np.ndarray:
+        return np.frombuffer(self.weights_file(job_id, version).read_bytes(), "<f4").copy()
+
+    def remove_stale_sums(self, job_id: str, round_id: int, keep: str | None) -> None:
+        """Deletes sum files of a round other than `keep` (left by a crash or superseded)."""
+        folder = self.sum_file(job_id, round_id, "x").parent
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.name != keep:
+                    path.unlink(missing_ok=True)
