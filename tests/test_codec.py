@@ -153,8 +153,8 @@ def _replace(data: bytes, offset: int, new: bytes) -> bytes:
     "mutate, error, message",
     [
         (lambda p, k: p[:50], PayloadError, "truncated"),
-        (lambda p, k: p[:-1], PayloadError, "bytes, its header says"),
-        (lambda p, k: p + b"\0", PayloadError, "bytes, its header says"),
+        (lambda p, k: p[:-1], PayloadError, "truncated: .* bytes, its header says"),
+        (lambda p, k: p + b"\0", PayloadError, "too long: .* bytes, its header says"),
         (lambda p, k: _replace(p, 4, struct.pack(">H", 9)), FormatVersionError, "version 9"),
         (lambda p, k: _replace(p, 8, b"\x01" * 32), FingerprintError, "other crypto parameters"),
         (lambda p, k: _replace(p, 40, b"\x02" * 32), FingerprintError, "another public key"),

@@ -77,8 +77,10 @@ def decode(data: bytes, params: CryptoParams, public: PublicKey, values: int | N
         raise PayloadError(f"payload counts {contributors} contributors, allowed 1..{params.max_contributors}")
     width = params.ciphertext_bytes
     expected = HEADER_BYTES + n_cts * width
-    if len(data) != expected:
-        raise PayloadError(f"payload has {len(data)} bytes, its header says {expected}")
+    if len(data) < expected:
+        raise PayloadError(f"payload truncated: {len(data)} bytes, its header says {expected}")
+    if len(data) > expected:
+        raise PayloadError(f"payload too long: {len(data)} bytes, its header says {expected}")
     n_square = public.n_square
     view = memoryview(data)
     from_bytes = gmpy2.mpz.from_bytes

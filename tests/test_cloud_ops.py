@@ -1,0 +1,70 @@
+"""Operations surface: health, metrics, dashboard, OpenAPI document, and API fuzzing."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import requests
+
+from tests.cloud_servers import ADMIN_TOKEN, encoder_for
+
+
+def test_health_metrics_and_dashboard(cloud, bundle_dir):
+    job = cloud.create_job(bundle_dir, name="dash <job>", max_devices=2, min_devices=2)
+    token = cloud.token(job["id"])
+    devices = [cloud.enrol(token) for _ in range(2)]
+    plan = cloud.plan(devices[0])
+    requests.get(f"{cloud.url}/v1/bundle/model.tflite", headers=devices[0])
+    for i, d in enumerate(devices):
+        payload = encoder_for(plan, seed=i).encode(np.zeros(plan["shared_values"]), 10).payload
+        assert cloud.upload(d, plan["round"]["id"], payload).status_code == 200
+        report = requests.post(f"{cloud.url}/v1/rounds/{plan['round']['id']}/report", headers=d,
+                               json={"windows": 120, "accuracy": 0.5 + 0.2 * i})
+        assert report.status_code == 200
+    cloud.wait_for_version(devices[0], 2)
+    assert requests.get(f"{cloud.url}/healthz").json() == {"status": "ok"}
+    metrics = requests.get(f"{cloud.url}/metrics").text
+    assert re.search(r'fedwear_uploads_total\{result="accepted"\} 2\.0', metrics)
+    assert re.search(r"fedwear_rounds_published_total 1\.0", metrics)
+    assert requests.get(f"{cloud.url}/dashboard").status_code == 401
+    page = requests.get(f"{cloud.url}/dashboard", auth=("operator", ADMIN_TOKEN))
+    assert page.status_code == 200 and "<svg" in page.text
+    assert "dash &lt;job&gt;" in page.text  # escaped
+    assert "0.600" in page.text  # mean accuracy devices reported for round 1
+    # ETag: a second download of an unchanged bundle is a 304
+    first = requests.get(f"{cloud.url}/v1/bundle/model.tflite", headers=devices[0])
+    again = requests.get(f"{cloud.url}/v1/bundle/model.tflite",
+                         headers={**devices[0], "If-None-Match": first.headers["ETag"]})
+    assert first.status_code == 200 and again.status_code == 304
+
+
+def test_openapi_document_matches_the_routes(cloud):
+    spec = requests.get(f"{cloud.url}/openapi.json").json()
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    from cloud.app import create_app
+    from cloud.settings import Settings
+
+    app = create_app(Settings(data_dir=cloud.data_dir.parent / "doccheck", database_url="sqlite://",
+                              admin_token="x" * 16, keyservice_url="http://127.0.0.1:9", keyservice_token="y" * 16))
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        routes |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert routes == documented
+
+
+def test_schemathesis_finds_no_server_error(cloud, bundle_dir, tmp_path):
+    job = cloud.create_job(bundle_dir)
+    device = cloud.enrol(cloud.token(job["id"]))
+    for headers in ({"Authorization": f"Bearer {ADMIN_TOKEN}"}, device):
+        proc = subprocess.run(
+            [sys.executable, "-m", "schemathesis.cli", "run", f"{cloud.url}/openapi.json",
+             "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "1",
+             "--header", f"Authorization: {headers['Authorization']}", "--request-timeout", "30"],
+            capture_output=True, text=True, timeout=900, cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert requests.get(f"{cloud.url}/healthz").status_code == 200
