@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,101 +12,25 @@ import psycopg
 import pytest
 import requests
 
+from device_sim.local_cloud import LocalCloud
 from sdk.crypto.codec import UpdateEncoder
 from sdk.crypto.keys import PublicKey
 from sdk.crypto.params import CryptoParams
-from tests.conftest import ROOT
 
-ADMIN_TOKEN = "admin-" + secrets.token_hex(12)
-KS_TOKEN = "keys-" + secrets.token_hex(12)
 POSTGRES_ADMIN_URL = os.environ.get("FEDWEAR_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Process:
-    """A `python -m cloud ...` child process with its log file."""
-
-    def __init__(self, args: list[str], env: dict, health: str, log: Path, headers: dict | None = None):
-        self.args, self.env, self.health, self.log, self.headers = args, env, health, log, headers or {}
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Process":
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cloud", *self.args], cwd=ROOT,
-                                         env={**os.environ, **self.env}, stdout=out, stderr=out)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.args[0]} exited: {self.log.read_text()[-2000:]}")
-            try:
-                if requests.get(self.health, headers=self.headers, timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.args[0]} did not start: {self.log.read_text()[-2000:]}")
-
-    def kill(self, sig=signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        self.kill(signal.SIGTERM)
-
-
-class Cloud:
-    """A key service and an aggregator, with helpers that talk to them like devices and operators."""
-
-    def __init__(self, tmp: Path, database_url: str) -> None:
-        ks_port, port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.data_dir = tmp / "aggregator"
-        self.keyservice = Process(
-            ["keyservice", "--port", str(ks_port)],
-            {"FEDWEAR_KS_DATA_DIR": str(tmp / "keyservice"), "FEDWEAR_KEYSERVICE_TOKEN": KS_TOKEN},
-            f"http://127.0.0.1:{ks_port}/public-key", tmp / "keyservice.log",
-            {"Authorization": f"Bearer {KS_TOKEN}"},
-        )
-        self.aggregator = Process(
-            ["serve", "--port", str(port)],
-            {"FEDWEAR_DATA_DIR": str(self.data_dir), "FEDWEAR_DATABASE_URL": database_url,
-             "FEDWEAR_ADMIN_TOKEN": ADMIN_TOKEN, "FEDWEAR_KEYSERVICE_TOKEN": KS_TOKEN,
-             "FEDWEAR_KEYSERVICE_URL": f"http://127.0.0.1:{ks_port}", "FEDWEAR_TICK_SECONDS": "0.2",
-             "FEDWEAR_MAX_UPLOAD_BYTES": str(4 * 1024 * 1024)},
-            f"{self.url}/healthz", tmp / "aggregator.log",
-        )
-        self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-    def start(self) -> "Cloud":
-        self.keyservice.start()
-        self.aggregator.start()
-        return self
-
-    def stop(self) -> None:
-        self.aggregator.stop()
-        self.keyservice.stop()
+class Cloud(LocalCloud):
+    """LocalCloud plus the calls a device makes, asserting success."""
 
     def create_job(self, bundle: Path, **config) -> dict:
         body = {"name": "test job", "rounds": 3, "min_devices": 2, "max_devices": 5, "round_timeout_s": 120,
                 "crypto": {"max_contributors": 50, "max_weight": 500, "randomiser": "short-exponent"}}
         body.update(config)
-        with open(bundle / "model.tflite", "rb") as model, open(bundle / "manifest.json", "rb") as manifest:
-            response = requests.post(f"{self.url}/admin/jobs", headers=self.admin,
-                                     files={"model": model, "manifest": manifest}, data={"config": json.dumps(body)})
-        assert response.status_code == 201, response.text
-        return response.json()
+        return super().create_job(bundle, body)
 
     def token(self, job_id: str, **body) -> str:
-        response = requests.post(f"{self.url}/admin/jobs/{job_id}/tokens", headers=self.admin,
-                                 json={"max_uses": None, **body})
-        assert response.status_code == 201, response.text
-        return response.json()["token"]
+        return self.create_token(job_id, **body)
 
     def enrol(self, token: str) -> dict:
         response = requests.post(f"{self.url}/v1/enrol", json={"token": token})
@@ -169,6 +88,6 @@ def database_url(request, tmp_path):
 @pytest.fixture
 def cloud(tmp_path):
     """A key service and an aggregator on SQLite."""
-    running = Cloud(tmp_path, f"sqlite:///{tmp_path / 'fedwear.db'}").start()
+    running = Cloud(tmp_path, max_upload_bytes=4 * 1024 * 1024).start()
     yield running
     running.stop()

@@ -8,7 +8,7 @@ from tests.cloud_servers import Cloud, encoder_for
 
 
 def test_round_survives_sigkill_with_each_update_counted_once(tmp_path, bundle_dir, database_url):
-    cloud = Cloud(tmp_path, database_url).start()
+    cloud = Cloud(tmp_path, database_url, max_upload_bytes=4 * 1024 * 1024).start()
     try:
         n, k = 6, 3
         job = cloud.create_job(bundle_dir, max_devices=n, min_devices=n)

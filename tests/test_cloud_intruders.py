@@ -16,7 +16,7 @@ from tests.cloud_servers import Cloud, encoder_for
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, bundle_dir):
     tmp = tmp_path_factory.mktemp("intruders")
-    cloud = Cloud(tmp, f"sqlite:///{tmp / 'fedwear.db'}").start()
+    cloud = Cloud(tmp, max_upload_bytes=4 * 1024 * 1024).start()
     job = cloud.create_job(bundle_dir, max_devices=5, min_devices=2)
     other_job = cloud.create_job(bundle_dir, name="other job")
     token = cloud.token(job["id"])

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import requests
 
-from tests.cloud_servers import ADMIN_TOKEN, encoder_for
+from tests.cloud_servers import encoder_for
 
 
 def test_health_metrics_and_dashboard(cloud, bundle_dir):
@@ -28,7 +28,7 @@ def test_health_metrics_and_dashboard(cloud, bundle_dir):
     assert re.search(r'fedwear_uploads_total\{result="accepted"\} 2\.0', metrics)
     assert re.search(r"fedwear_rounds_published_total 1\.0", metrics)
     assert requests.get(f"{cloud.url}/dashboard").status_code == 401
-    page = requests.get(f"{cloud.url}/dashboard", auth=("operator", ADMIN_TOKEN))
+    page = requests.get(f"{cloud.url}/dashboard", auth=("operator", cloud.admin_token))
     assert page.status_code == 200 and "<svg" in page.text
     assert "dash &lt;job&gt;" in page.text  # escaped
     assert "0.600" in page.text  # mean accuracy devices reported for round 1
@@ -59,7 +59,7 @@ def test_openapi_document_matches_the_routes(cloud):
 def test_schemathesis_finds_no_server_error(cloud, bundle_dir, tmp_path):
     job = cloud.create_job(bundle_dir)
     device = cloud.enrol(cloud.token(job["id"]))
-    for headers in ({"Authorization": f"Bearer {ADMIN_TOKEN}"}, device):
+    for headers in (cloud.admin, device):
         proc = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run", f"{cloud.url}/openapi.json",
              "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "1",

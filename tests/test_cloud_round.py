@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import requests
 
@@ -31,11 +34,8 @@ def test_one_encrypted_round_end_to_end_publishes_weighted_fedavg(cloud, bundle_
 
 def test_aggregator_holds_no_private_key_and_serves_no_plaintext_update(cloud, bundle_dir):
     job = cloud.create_job(bundle_dir)
-    private_key = (cloud.keyservice.env["FEDWEAR_KS_DATA_DIR"] + "/private-key.json")
-    import json
-    from pathlib import Path
-
-    secret = json.loads(Path(private_key).read_text())
+    private_key = Path(cloud.keyservice.env["FEDWEAR_KS_DATA_DIR"]) / "private-key.json"
+    secret = json.loads(private_key.read_text())
     for path in cloud.data_dir.rglob("*"):
         if path.is_file():
             content = path.read_bytes()

@@ -1,0 +1,130 @@
+"""Starts a real key service and aggregation service as local processes on loopback.
+
+Used by the fleet simulator and the load benchmark when no cloud URL is given;
+both services are the same code an operator runs (`python -m cloud ...`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServiceProcess:
+    """One `python -m cloud ...` child process, its log file and its health URL."""
+
+    def __init__(self, args: list[str], env: dict, health: str, log: Path, headers: dict | None = None):
+        self.args, self.env, self.health, self.log, self.headers = args, env, health, log, headers or {}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "ServiceProcess":
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "cloud", *self.args], cwd=PROJECT_ROOT,
+                                         env={**os.environ, **self.env}, stdout=out, stderr=out)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"'{self.args[0]}' exited; its log: {self.log.read_text()[-2000:]}")
+            try:
+                if requests.get(self.health, headers=self.headers, timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"'{self.args[0]}' did not become healthy in {timeout} s; log: {self.log}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+class LocalCloud:
+    """A key service and an aggregator under `work_dir`, with an operator's helpers."""
+
+    def __init__(self, work_dir: Path, database_url: str | None = None, tick_seconds: float = 0.2,
+                 max_upload_bytes: int = 64 * 1024 * 1024) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.admin_token = "adm_" + secrets.token_urlsafe(18)
+        ks_token = "ks_" + secrets.token_urlsafe(18)
+        ks_port, port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.data_dir = work_dir / "aggregator"
+        self.keyservice = ServiceProcess(
+            ["keyservice", "--port", str(ks_port)],
+            {"FEDWEAR_KS_DATA_DIR": str(work_dir / "keyservice"), "FEDWEAR_KEYSERVICE_TOKEN": ks_token},
+            f"http://127.0.0.1:{ks_port}/public-key", work_dir / "keyservice.log",
+            {"Authorization": f"Bearer {ks_token}"},
+        )
+        self.aggregator = ServiceProcess(
+            ["serve", "--port", str(port)],
+            {"FEDWEAR_DATA_DIR": str(self.data_dir),
+             "FEDWEAR_DATABASE_URL": database_url or f"sqlite:///{work_dir / 'fedwear.db'}",
+             "FEDWEAR_ADMIN_TOKEN": self.admin_token, "FEDWEAR_KEYSERVICE_TOKEN": ks_token,
+             "FEDWEAR_KEYSERVICE_URL": f"http://127.0.0.1:{ks_port}", "FEDWEAR_TICK_SECONDS": str(tick_seconds),
+             "FEDWEAR_MAX_UPLOAD_BYTES": str(max_upload_bytes)},
+            f"{self.url}/healthz", work_dir / "aggregator.log",
+        )
+        self.admin = {"Authorization": f"Bearer {self.admin_token}"}
+
+    def start(self) -> "LocalCloud":
+        self.keyservice.start()
+        try:
+            self.aggregator.start()
+        except RuntimeError:
+            self.keyservice.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.aggregator.stop()
+        self.keyservice.stop()
+
+    def __enter__(self) -> "LocalCloud":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _admin(self, method: str, path: str, **kwargs) -> dict:
+        response = requests.request(method, self.url + path, headers=self.admin, timeout=120, **kwargs)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json()
+
+    def create_job(self, bundle: Path, config: dict) -> dict:
+        with open(bundle / "model.tflite", "rb") as model, open(bundle / "manifest.json", "rb") as manifest:
+            return self._admin("POST", "/admin/jobs", files={"model": model, "manifest": manifest},
+                               data={"config": json.dumps(config)})
+
+    def create_token(self, job_id: str, max_uses: int | None = None, expires_in_s: int = 86400) -> str:
+        return self._admin("POST", f"/admin/jobs/{job_id}/tokens",
+                           json={"max_uses": max_uses, "expires_in_s": expires_in_s})["token"]
+
+    def job(self, job_id: str) -> dict:
+        return self._admin("GET", f"/admin/jobs/{job_id}")
