@@ -9,6 +9,7 @@ import time
 from flask import Flask, g, request
 from sqlalchemy import select
 
+from cloud import logs
 from cloud.api import admin, device, ops
 from cloud.api.errors import ApiError, install_error_handlers
 from cloud.db import Round, make_engine, make_sessionmaker
@@ -25,8 +26,11 @@ log = logging.getLogger("fedwear.cloud")
 def create_app(settings: Settings | None = None, background: bool = False) -> Flask:
     """The Flask app; `background` starts the thread that closes and publishes rounds."""
     settings = settings or Settings.from_env()
+    if background:
+        logs.configure()
     app = Flask("fedwear-cloud")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     svc = Services(
         settings=settings,

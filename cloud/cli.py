@@ -22,10 +22,8 @@ def main() -> None:
 @click.option("--port", default=8080, show_default=True)
 def serve(host: str, port: int) -> None:
     """Run the aggregation service (development server; see the README for gunicorn)."""
-    from cloud import logs
     from cloud.app import create_app
 
-    logs.configure()
     try:
         app = create_app(background=True)
     except ConfigError as exc:
@@ -38,10 +36,8 @@ def serve(host: str, port: int) -> None:
 @click.option("--port", default=8765, show_default=True)
 def keyservice(host: str, port: int) -> None:
     """Run the key service (holds the private key; decrypts aggregates only)."""
-    from cloud import logs
     from cloud.keyservice import create_keyservice_app
 
-    logs.configure()
     try:
         app = create_keyservice_app()
     except ValueError as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
+from cloud import logs
 from cloud.api.errors import ApiError, install_error_handlers, require_token
 from sdk.crypto.codec import AggregateDecryptor
 from sdk.crypto.errors import CodecError
@@ -85,6 +86,7 @@ def create_keyservice_app(data_dir: Path | None = None, token: str | None = None
     token = token or os.environ.get("FEDWEAR_KEYSERVICE_TOKEN", "")
     if len(token) < 16:
         raise ValueError("FEDWEAR_KEYSERVICE_TOKEN must be set to a secret of at least 16 characters")
+    logs.configure()
     app = Flask("fedwear-keyservice")
     app.config.update(
         KS_DATA_DIR=data_dir,

@@ -68,3 +68,34 @@ def test_schemathesis_finds_no_server_error(cloud, bundle_dir, tmp_path):
         )
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert requests.get(f"{cloud.url}/healthz").status_code == 200
+
+
+def run_cloud_cli(*args, env=None):
+    import os
+
+    from tests.conftest import ROOT
+
+    return subprocess.run([sys.executable, "-m", "cloud", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_admin_cli_creates_tokens_and_lists_jobs(cloud, bundle_dir):
+    import json
+
+    env = {"FEDWEAR_URL": cloud.url, "FEDWEAR_ADMIN_TOKEN": cloud.admin_token}
+    config = json.dumps({"name": "cli job", "rounds": 2, "min_devices": 2, "max_devices": 4})
+    created = run_cloud_cli("admin", "create-job", "--bundle", str(bundle_dir), "--config", config, env=env)
+    assert created.returncode == 0, created.stderr
+    job_id = json.loads(created.stdout)["id"]
+    token = run_cloud_cli("admin", "create-token", job_id, "--max-uses", "3", env=env)
+    assert token.returncode == 0 and json.loads(token.stdout)["max_uses"] == 3
+    cloud.enrol(json.loads(token.stdout)["token"])
+    listed = run_cloud_cli("admin", "jobs", env=env)
+    assert job_id in listed.stdout
+    denied = run_cloud_cli("admin", "jobs", env={**env, "FEDWEAR_ADMIN_TOKEN": "wrong"})
+    assert denied.returncode != 0 and "401 unauthorized" in denied.stderr
+
+
+def test_serve_without_admin_token_says_what_to_set(tmp_path):
+    proc = run_cloud_cli("serve", env={"FEDWEAR_ADMIN_TOKEN": "", "FEDWEAR_DATA_DIR": str(tmp_path)})
+    assert proc.returncode != 0 and "FEDWEAR_ADMIN_TOKEN must be set" in proc.stderr
