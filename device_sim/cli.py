@@ -83,16 +83,80 @@ def baseline(dataset, data, device, download, sha256, folds, epochs, batch_size,
     _report(ds, folds, config, as_json, out)
 
 
+def _events(values: tuple[str, ...]) -> dict:
+    """ROUND:COUNT pairs -> {round: count}."""
+    events = {}
+    for value in values:
+        try:
+            number, count = (int(x) for x in value.split(":"))
+        except ValueError as exc:
+            raise click.BadParameter(f"expected ROUND:COUNT, got {value!r}") from exc
+        events[number] = events.get(number, 0) + count
+    return events
+
+
+def _run_fleet(ds, config, out: Path) -> None:
+    from device_sim.fleet import Fleet
+    from device_sim.report import summary_lines, write_report
+
+    report = Fleet(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo).run()
+    path = write_report(report, out)
+    click.echo("")
+    for line in summary_lines(report):
+        click.echo(line)
+    click.echo(f"report: {path}")
+
+
+@main.command()
+@_dataset_options
+@click.option("--rounds", default=30, show_default=True)
+@click.option("--devices-per-round", type=int, default=None, help="Default: every active device.")
+@click.option("--local-epochs", default=1, show_default=True)
+@click.option("--personal-epochs", default=30, show_default=True)
+@click.option("--baseline-epochs", default=40, show_default=True, help="Epochs of local-only and centralised.")
+@click.option("--lr", default=0.02, show_default=True)
+@click.option("--new-users", default=3, show_default=True, help="Subjects held out as new users.")
+@click.option("--dropout", default=0.0, show_default=True, help="Probability a chosen device drops out.")
+@click.option("--stragglers", default=0, show_default=True, help="Devices per round that upload too late.")
+@click.option("--leave", multiple=True, metavar="ROUND:COUNT", help="Devices leaving before a round.")
+@click.option("--join", multiple=True, metavar="ROUND:COUNT", help="Devices joining before a round.")
+@click.option("--faults", default=0.0, show_default=True, help="Probability a request fails or is duplicated.")
+@click.option("--round-timeout", default=120.0, show_default=True, help="Seconds before a round's deadline.")
+@click.option("--engine", type=click.Choice(["encrypted", "plaintext"]), default="encrypted", show_default=True)
+@click.option("--randomiser", type=click.Choice(["standard", "short-exponent"]), default="short-exponent",
+              show_default=True)
+@click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/run"), show_default=True)
+def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs,
+        baseline_epochs, lr, new_users, dropout, stragglers, leave, join, faults, round_timeout, engine,
+        randomiser, subjects, seed, out):
+    """A fleet of virtual devices trains under encryption against real cloud processes, then a report."""
+    from device_sim.fleet import FleetConfig
+
+    name = dataset or ("sp-sw-har" if data else "synthetic")
+    try:
+        ds = load_dataset(name, data, device, download, sha256, subjects=subjects, seed=seed)
+    except (DataError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    config = FleetConfig(rounds=rounds, devices_per_round=devices_per_round, local_epochs=local_epochs,
+                         personal_epochs=personal_epochs, baseline_epochs=baseline_epochs, lr=lr,
+                         new_users=new_users, dropout=dropout, stragglers=stragglers, leave=_events(leave),
+                         join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
+                         randomiser=randomiser, seed=seed)
+    _run_fleet(ds, config, out)
+
+
 @main.command()
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="sp-sw-har folder; synthetic data when left out.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True)
 def demo(data, out):
-    """A short run: the centralised baseline on synthetic (or given) data."""
-    from device_sim.baseline import TrainingConfig
+    """A short fleet run (a few minutes): synthetic wearers unless --data is given."""
+    from device_sim.fleet import FleetConfig
 
     try:
-        ds = load_dataset("sp-sw-har" if data else "synthetic", data)
+        ds = load_dataset("sp-sw-har" if data else "synthetic", data, subjects=10)
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    _report(ds, 2, TrainingConfig(epochs=15), False, out / "baseline.json")
+    _run_fleet(ds, FleetConfig(rounds=8, local_epochs=2, new_users=2, personal_epochs=20, baseline_epochs=20), out)

@@ -1,0 +1,359 @@
+"""The fleet simulator: virtual devices, each a real SDK client with one subject's data.
+
+Against real aggregation and key-service processes (started here unless a
+URL is given), the fleet runs training rounds with optional dropout,
+stragglers, devices leaving and joining, and injected network faults; then it
+evaluates local-only, global federated, personalised and centralised models
+per the evaluation protocol, and new users before and after personalising.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from device_sim.dataset import Dataset, DeviceData, pooled
+from device_sim.local_cloud import LocalCloud
+from device_sim.partitions import new_users, within_subject
+from device_sim.progress import Progress
+from sdk.client import FedWearClient, local_update, parse_deadline
+from sdk.personalisation import personalise
+from sdk.metrics import accuracy, macro_f1
+from sdk.trainer import TFLiteTrainer
+from sdk.transport import HttpTransport, Response
+
+
+@dataclass
+class FleetConfig:
+    """What a fleet run does; faults default to none."""
+
+    rounds: int = 30
+    devices_per_round: int | None = None  # None: every active device
+    local_epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.02
+    momentum: float = 0.9
+    personal_epochs: int = 30
+    baseline_epochs: int = 40
+    new_users: int = 3
+    new_user_executions: int = 1
+    min_devices: int = 2
+    round_timeout_s: float = 120.0
+    dropout: float = 0.0
+    stragglers: int = 0
+    leave: dict = field(default_factory=dict)  # round -> devices leaving before it
+    join: dict = field(default_factory=dict)  # round -> devices joining before it
+    faults: float = 0.0  # probability that a request fails or is sent twice
+    randomiser: str = "short-exponent"
+    engine: str = "encrypted"  # or "plaintext": the same training, FedAvg in numpy
+    seed: int = 0
+
+
+class FaultyTransport(HttpTransport):
+    """Drops requests before they are sent, or sends them twice, with probability `faults` each."""
+
+    def __init__(self, base_url: str, faults: float, seed: int) -> None:
+        super().__init__(base_url, retries=8, backoff_s=0.05, max_backoff_s=0.5, rng=random.Random(seed))
+        self.faults = faults
+        self.injected = {"failed": 0, "duplicated": 0}
+        self._lock = threading.Lock()
+
+    def send(self, method: str, path: str, body, headers) -> Response:
+        with self._lock:
+            roll = self.rng.random()
+        if roll < self.faults:
+            self.injected["failed"] += 1
+            raise ConnectionError("injected network failure")
+        if roll < 2 * self.faults:
+            self.injected["duplicated"] += 1
+            super().send(method, path, body, headers)
+        return super().send(method, path, body, headers)
+
+
+@dataclass
+class Participant:
+    data: DeviceData
+    train: DeviceData
+    test: DeviceData
+    client: FedWearClient | None = None
+
+
+def _score(truth, predicted, num_classes) -> dict:
+    return {"accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted, num_classes)}
+
+
+def normalisation(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
+    return flat.mean(axis=0), np.maximum(flat.std(axis=0), 1e-6)
+
+
+class Fleet:
+    """One simulation run; `run()` returns the report dictionary."""
+
+    def __init__(self, dataset: Dataset, config: FleetConfig, out_dir: Path, show_progress: bool = True,
+                 log=print) -> None:
+        self.dataset, self.config, self.out = dataset, config, Path(out_dir)
+        self.show_progress, self.log = show_progress, log
+        self.rng = np.random.default_rng(config.seed)
+        subjects = dataset.subjects
+        train_subjects, self.new_user_subjects = (
+            new_users(subjects, config.new_users, config.seed) if config.new_users else (subjects, []))
+        self.participants = []
+        for device in dataset.by_subject(train_subjects):
+            train, test = within_subject(device)
+            self.participants.append(Participant(device, train, test))
+        self.newcomers = [Participant(d, *self._first_executions(d)) for d in dataset.by_subject(self.new_user_subjects)]
+        join_total = sum(config.join.values())
+        self.active = self.participants[: len(self.participants) - join_total]
+        self.waiting = self.participants[len(self.participants) - join_total:]
+        self.cloud: LocalCloud | None = None
+        self.rounds: list[dict] = []
+
+    def _first_executions(self, device: DeviceData) -> tuple[DeviceData, DeviceData]:
+        first = device.executions[: self.config.new_user_executions]
+        mask = np.isin(device.execution, first)
+        return device.select(mask), device.select(~mask)
+
+    # Set-up ------------------------------------------------------------------
+    def _export_initial_bundle(self) -> Path:
+        from cloud.bundle_export import export_bundle
+        from cloud.har_model import ModelConfig, build_keras_model
+
+        x, _ = pooled([p.train for p in self.participants])
+        mean, std = normalisation(x)
+        config = ModelConfig(window_length=self.dataset.spec.length, num_classes=len(self.dataset.label_names))
+        bundle = self.out / "bundle"
+        export_bundle(build_keras_model(config, seed=self.config.seed), config, bundle,
+                      list(self.dataset.label_names), mean, std)
+        return bundle
+
+    def _job_config(self) -> dict:
+        c = self.config
+        per_round = c.devices_per_round or len(self.participants)
+        return {
+            "name": f"{self.dataset.name} fleet", "rounds": c.rounds, "min_devices": c.min_devices,
+            "max_devices": max(c.min_devices, per_round), "round_timeout_s": c.round_timeout_s,
+            "on_deadline": "extend", "max_extensions": 5,
+            "hyperparameters": {"epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
+                                "momentum": c.momentum, "personal_epochs": c.personal_epochs},
+            "crypto": {"max_contributors": max(c.min_devices, per_round, 2), "max_weight": 1000,
+                       "randomiser": c.randomiser},
+        }
+
+    def _client(self, participant: Participant, token: str, index: int) -> FedWearClient:
+        transport = (FaultyTransport(self.cloud.url, self.config.faults, self.config.seed + index)
+                     if self.config.faults else HttpTransport(self.cloud.url))
+        return FedWearClient(self.cloud.url, token, self.out / "devices" / participant.data.device_id,
+                             transport=transport, name=participant.data.device_id)
+
+    # Rounds ---------------------------------------------------------------------
+    def _membership_changes(self, number: int) -> list[str]:
+        events = []
+        for _ in range(self.config.leave.get(number, 0)):
+            if len(self.active) > self.config.min_devices:
+                gone = self.active.pop(int(self.rng.integers(len(self.active))))
+                events.append(f"{gone.data.device_id} left")
+        for _ in range(self.config.join.get(number, 0)):
+            if self.waiting:
+                newcomer = self.waiting.pop(0)
+                self.active.append(newcomer)
+                events.append(f"{newcomer.data.device_id} joined")
+        return events
+
+    def _select(self) -> tuple[list[Participant], list[Participant], list[Participant]]:
+        c = self.config
+        chosen = list(self.active)
+        if c.devices_per_round and c.devices_per_round < len(chosen):
+            chosen = [chosen[i] for i in sorted(self.rng.choice(len(chosen), c.devices_per_round, replace=False))]
+        dropped = [p for p in chosen if self.rng.random() < c.dropout]
+        # never drop below the minimum the round needs
+        while len(chosen) - len(dropped) - c.stragglers < c.min_devices and dropped:
+            dropped.pop()
+        remaining = [p for p in chosen if p not in dropped]
+        stragglers = remaining[: c.stragglers]
+        return [p for p in remaining if p not in stragglers], stragglers, dropped
+
+    def _encrypted_round(self, number: int, token: str) -> dict:
+        for i, p in enumerate(self.active):
+            if p.client is None:
+                p.client = self._client(p, token, i)
+        plan = self.active[0].client.sync()
+        version = plan["model_version"]
+        on_time, stragglers, dropped = self._select()
+        started = time.perf_counter()
+        seed = self.config.seed * 1000 + number
+
+        def run(p: Participant):
+            return p.data.device_id, p.client.participate(p.train.windows, p.train.labels, seed=seed)
+
+        def late(p: Participant):
+            deadline = parse_deadline(p.client.sync()["round"]["deadline"])
+
+            def wait():
+                while time.time() <= deadline + 0.5:
+                    time.sleep(0.2)
+
+            p.client.clock = lambda: time.time() - 3600  # its clock lags: it thinks it is in time
+            return p.data.device_id, p.client.participate(p.train.windows, p.train.labels, seed=seed,
+                                                          before_upload=wait)
+
+        with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=max(1, len(stragglers))) as slow:
+            late_futures = [slow.submit(late, p) for p in stragglers]
+            outcomes = dict(pool.map(run, on_time))
+            published = self._wait_for_version(version + 1)
+            outcomes.update(f.result() for f in late_futures)
+        record = {
+            "round": number, "model_version": version, "seconds": round(time.perf_counter() - started, 2),
+            "participants": sorted(d for d, o in outcomes.items() if o.status in ("uploaded", "already_uploaded")),
+            "dropped": [p.data.device_id for p in dropped],
+            "stragglers": {d: o.status for d, o in outcomes.items() if d in {p.data.device_id for p in stragglers}},
+            "published": published,
+            "bytes_up": {d: o.bytes_up for d, o in outcomes.items()},
+            "bytes_down": {d: o.bytes_down for d, o in outcomes.items()},
+            "train_s": round(sum(o.train_s for o in outcomes.values()), 3),
+            "crypto_s": round(sum(o.crypto_s for o in outcomes.values()), 3),
+            "clipped_fraction": max((o.clipped_fraction for o in outcomes.values()), default=0.0),
+        }
+        return record
+
+    def _wait_for_version(self, version: int, timeout: float | None = None) -> bool:
+        timeout = timeout or self.config.round_timeout_s * 7 + 60
+        deadline = time.time() + timeout
+        client = self.active[0].client
+        while time.time() < deadline:
+            if client.transport.request("GET", "/v1/plan", headers=client._auth()).json()["model_version"] >= version:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def _plaintext_round(self, number: int, trainer: TFLiteTrainer, weights: np.ndarray) -> tuple[dict, np.ndarray]:
+        on_time, _, dropped = self._select()
+        hp = self._job_config()["hyperparameters"]
+        started = time.perf_counter()
+        deltas, sizes = [], []
+        for p in on_time:
+            trainer.set_weights(weights, "shared")
+            deltas.append(local_update(trainer, p.train.windows, p.train.labels, hp, self.config.seed * 1000 + number))
+            sizes.append(min(max(1, len(p.train)), 1000))
+        mean = sum(w * d.astype(np.float64) for w, d in zip(sizes, deltas)) / sum(sizes)
+        record = {"round": number, "model_version": number, "seconds": round(time.perf_counter() - started, 2),
+                  "participants": [p.data.device_id for p in on_time], "dropped": [p.data.device_id for p in dropped],
+                  "published": True, "train_s": round(time.perf_counter() - started, 3), "crypto_s": 0.0}
+        return record, (weights + mean).astype(np.float32)
+
+    # Evaluation ------------------------------------------------------------------
+    def _evaluator(self, bundle: Path, weights: np.ndarray) -> TFLiteTrainer:
+        trainer = TFLiteTrainer(bundle)
+        trainer.set_weights(weights, "shared")
+        return trainer
+
+    def _global_accuracy(self, trainer: TFLiteTrainer) -> float:
+        return float(np.mean([trainer.evaluate(p.test.windows, p.test.labels)["accuracy"] for p in self.participants]))
+
+    def run(self) -> dict:
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        bundle = self._export_initial_bundle()
+        initial = TFLiteTrainer(bundle).get_weights("shared")
+        k = len(self.dataset.label_names)
+        if c.engine == "encrypted":
+            self.cloud = LocalCloud(self.out / "cloud").start()
+        try:
+            weights = self._train_rounds(bundle, initial)
+            report = self._evaluate(bundle, initial, weights, k)
+        finally:
+            if self.cloud is not None:
+                self.cloud.stop()
+        return report
+
+    def _train_rounds(self, bundle: Path, initial: np.ndarray) -> np.ndarray:
+        c = self.config
+        weights = initial
+        evaluator = self._evaluator(bundle, initial)
+        token = None
+        if c.engine == "encrypted":
+            job = self.cloud.create_job(bundle, self._job_config())
+            token = self.cloud.create_token(job["id"])
+        trainer = TFLiteTrainer(bundle) if c.engine == "plaintext" else None
+        with Progress("rounds", total=c.rounds, enabled=self.show_progress) as progress:
+            for number in range(1, c.rounds + 1):
+                events = self._membership_changes(number)
+                if c.engine == "encrypted":
+                    record = self._encrypted_round(number, token)
+                    if record["published"]:
+                        self.active[0].client.sync()
+                        weights = self.active[0].client.global_weights()
+                else:
+                    record, weights = self._plaintext_round(number, trainer, weights)
+                evaluator.set_weights(weights, "shared")
+                record["events"] = events
+                record["global_accuracy"] = round(self._global_accuracy(evaluator), 4)
+                self.rounds.append(record)
+                progress.advance()
+                self.log(f"round {number:>3}: {len(record['participants'])} devices, "
+                         f"global accuracy {record['global_accuracy']:.3f}, {record['seconds']:.1f} s"
+                         + (f", {'; '.join(events)}" if events else ""))
+        return weights
+
+    def _evaluate(self, bundle: Path, initial: np.ndarray, weights: np.ndarray, k: int) -> dict:
+        c = self.config
+        per_device: dict[str, dict] = {}
+        global_model = self._evaluator(bundle, weights)
+        pooled_x, pooled_y = pooled([p.train for p in self.participants])
+        central = self._evaluator(bundle, initial)
+        central.fit(pooled_x, pooled_y, epochs=c.baseline_epochs, batch_size=c.batch_size, lr=c.lr,
+                    momentum=c.momentum, seed=c.seed)
+        with Progress("evaluate", total=len(self.participants) + len(self.newcomers), enabled=self.show_progress) as bar:
+            for p in self.participants:
+                local = self._evaluator(bundle, initial)
+                local.fit(p.train.windows, p.train.labels, epochs=c.baseline_epochs, batch_size=c.batch_size,
+                          lr=c.lr, momentum=c.momentum, seed=c.seed)
+                personal = self._evaluator(bundle, weights)
+                self._personalise(personal, p.train)
+                truth = p.test.labels
+                per_device[p.data.device_id] = {
+                    "subject": p.data.subject, "train_windows": len(p.train), "test_windows": len(p.test),
+                    "local_only": _score(truth, local.predict(p.test.windows), k),
+                    "global": _score(truth, global_model.predict(p.test.windows), k),
+                    "personalised": _score(truth, personal.predict(p.test.windows, "personal"), k),
+                    "centralised": _score(truth, central.predict(p.test.windows), k),
+                }
+                bar.advance()
+            newcomers = {}
+            for p in self.newcomers:
+                personal = self._evaluator(bundle, weights)
+                before = _score(p.test.labels, personal.predict(p.test.windows), k)
+                self._personalise(personal, p.train)
+                newcomers[p.data.device_id] = {
+                    "subject": p.data.subject, "personalised_on_windows": len(p.train),
+                    "global": before, "personalised": _score(p.test.labels, personal.predict(p.test.windows, "personal"), k),
+                }
+                bar.advance()
+        return self._summary(per_device, newcomers)
+
+    def _personalise(self, trainer: TFLiteTrainer, data: DeviceData) -> None:
+        c = self.config
+        personalise(trainer, data.windows, data.labels, c.personal_epochs, c.batch_size, c.lr, c.momentum, seed=c.seed)
+
+    def _summary(self, per_device: dict, newcomers: dict) -> dict:
+        def mean(rows, kind, metric="accuracy"):
+            values = [r[kind][metric] for r in rows.values()]
+            return round(float(np.mean(values)), 4) if values else None
+
+        kinds = ("local_only", "global", "personalised", "centralised")
+        return {
+            "dataset": self.dataset.name, "engine": self.config.engine, "config": asdict(self.config),
+            "devices": len(self.participants), "new_user_subjects": self.new_user_subjects,
+            "mean": {kind: mean(per_device, kind) for kind in kinds},
+            "mean_macro_f1": {kind: mean(per_device, kind, "macro_f1") for kind in kinds},
+            "new_users": {"global": mean(newcomers, "global"), "personalised": mean(newcomers, "personalised"),
+                          "executions_used": self.config.new_user_executions, "per_device": newcomers},
+            "rounds": self.rounds,
+            "per_device": per_device,
+        }

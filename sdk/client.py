@@ -1,0 +1,262 @@
+"""The device client: enrol, sync, train, encrypt, upload, personalise, predict.
+
+Everything a device must remember lives in its storage directory, so that it
+resumes after a crash or restart: credentials (mode 0600), the bundle, the
+published weights it has, its personal layers, and per round the encrypted
+payload it prepared and the server's answer. A payload is stored before it is
+sent and sent again unchanged after a crash (the server answers a repeat with
+its first answer), so a device never contributes twice to one round.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sdk.bundle import MANIFEST_FILE, MODEL_FILE, Manifest
+from sdk.crypto.codec import UpdateEncoder
+from sdk.crypto.keys import PublicKey
+from sdk.crypto.params import CryptoParams
+from sdk.crypto.randomisers import make_randomiser
+from sdk.personalisation import personalise, reset_personal
+from sdk.storage import write_atomically
+from sdk.trainer import TFLiteTrainer
+from sdk.transport import HttpTransport, ServerError
+
+
+@dataclass
+class DeviceConditions:
+    """When a device may train: each probe is a callable the app provides."""
+
+    is_charging: Callable[[], bool] | None = None
+    is_unmetered: Callable[[], bool] | None = None
+    battery_level: Callable[[], float] | None = None
+    require_charging: bool = False
+    require_unmetered: bool = False
+    min_battery: float = 0.0
+
+    def blocked_by(self) -> str | None:
+        """The first unmet condition, or None."""
+        if self.require_charging and not (self.is_charging and self.is_charging()):
+            return "not charging"
+        if self.require_unmetered and not (self.is_unmetered and self.is_unmetered()):
+            return "metered network"
+        if self.min_battery > 0 and self.battery_level and self.battery_level() < self.min_battery:
+            return f"battery below {self.min_battery:.0%}"
+        return None
+
+
+@dataclass
+class RoundOutcome:
+    """What one participation did."""
+
+    round_id: int | None
+    status: str  # uploaded, already_uploaded, skipped, late_refused, refused
+    reason: str = ""
+    windows: int = 0
+    train_s: float = 0.0
+    crypto_s: float = 0.0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    clipped_fraction: float = 0.0
+    answer: dict = field(default_factory=dict)
+
+
+def local_update(trainer: TFLiteTrainer, windows, labels, hyperparameters: dict, seed: int) -> np.ndarray:
+    """Trains the shared layers from the current global weights; returns the delta and restores them."""
+    base = trainer.get_weights("shared")
+    hp = hyperparameters
+    trainer.fit(windows, labels, epochs=hp["epochs"], batch_size=hp["batch_size"], lr=hp["lr"],
+                momentum=hp["momentum"], seed=seed)
+    delta = trainer.get_weights("shared") - base
+    trainer.set_weights(base, "shared")
+    return delta
+
+
+def parse_deadline(text: str) -> float:
+    """Seconds since the epoch of a plan's ISO deadline (UTC)."""
+    return datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=timezone.utc).timestamp()
+
+
+class FedWearClient:
+    """One device's view of a FedWear job."""
+
+    def __init__(self, server_url: str, enrolment_token: str, storage_dir: str | Path,
+                 conditions: DeviceConditions | None = None, transport: HttpTransport | None = None,
+                 clock: Callable[[], float] = time.time, name: str = "") -> None:
+        self.storage = Path(storage_dir)
+        self.storage.mkdir(parents=True, exist_ok=True)
+        self.transport = transport or HttpTransport(server_url)
+        self.conditions = conditions or DeviceConditions()
+        self.clock = clock
+        self._token = enrolment_token
+        self._name = name
+        self.trainer: TFLiteTrainer | None = None
+        self.plan: dict | None = None
+        self.bytes_down = 0
+        self._encoders: dict[str, UpdateEncoder] = {}
+
+    # Enrolment and sync --------------------------------------------------------
+    @property
+    def _credentials_file(self) -> Path:
+        return self.storage / "credentials.json"
+
+    def enrol(self) -> str:
+        """Enrols once; later calls (and restarts) reuse the stored credentials."""
+        if self._credentials_file.exists():
+            return json.loads(self._credentials_file.read_text())["device_id"]
+        body = self.transport.request("POST", "/v1/enrol", json_body={"token": self._token, "name": self._name}).json()
+        write_atomically(self._credentials_file, json.dumps(body).encode(), mode=0o600)
+        return body["device_id"]
+
+    def _auth(self) -> dict:
+        self.enrol()
+        return {"Authorization": json.loads(self._credentials_file.read_text())["authorization"]}
+
+    def _get(self, path: str, headers: dict | None = None):
+        response = self.transport.request("GET", path, headers={**self._auth(), **(headers or {})})
+        self.bytes_down += len(response.body)
+        return response
+
+    def _download(self, path: str, target: Path, etag_file: Path) -> None:
+        headers = {}
+        if target.exists() and etag_file.exists():
+            headers["If-None-Match"] = etag_file.read_text()
+        response = self._get(path, headers)
+        if response.status == 304:
+            return
+        write_atomically(target, response.body)
+        etag = response.headers.get("ETag") or response.headers.get("Etag")
+        if etag:
+            write_atomically(etag_file, etag.encode())
+
+    def sync(self) -> dict:
+        """Fetches the plan, and the bundle and global weights when they changed."""
+        plan = self._get("/v1/plan").json()
+        bundle = self.storage / "bundle"
+        manifest_path = bundle / MANIFEST_FILE
+        stale = not manifest_path.exists() or Manifest.from_json(manifest_path.read_text()).model_sha256 != plan["bundle_sha256"]
+        if stale:
+            for name in (MODEL_FILE, MANIFEST_FILE):
+                self._download(f"/v1/bundle/{name}", bundle / name, bundle / f".{name}.etag")
+            self.trainer = None
+        if self.trainer is None:
+            self.trainer = TFLiteTrainer(bundle)
+            personal = self.storage / "personal.npz"
+            if personal.exists():
+                self.trainer.load_personal(personal)
+            else:
+                reset_personal(self.trainer)
+        version = plan["model_version"]
+        weights = self.storage / "weights" / f"v{version}.f32"
+        if not weights.exists():
+            self._download(f"/v1/weights/{version}", weights, weights.with_suffix(".etag"))
+        self.trainer.set_weights(np.frombuffer(weights.read_bytes(), "<f4"), "shared")
+        self.plan = plan
+        return plan
+
+    def global_weights(self) -> np.ndarray:
+        return self.trainer.get_weights("shared")
+
+    # One round -------------------------------------------------------------
+    def _encoder(self, plan: dict) -> UpdateEncoder:
+        crypto = dict(plan["crypto"])
+        public = PublicKey.from_json(crypto.pop("public_key"))
+        params = CryptoParams.from_dict(crypto)
+        key = public.fingerprint().hex() + params.fingerprint().hex()
+        if key not in self._encoders:
+            self._encoders[key] = UpdateEncoder(params, public, make_randomiser(params.randomiser, public))
+        return self._encoders[key]
+
+    def _round_files(self, round_id: int) -> tuple[Path, Path]:
+        folder = self.storage / "rounds"
+        return folder / f"{round_id}.bin", folder / f"{round_id}.json"
+
+    def participate(self, windows, labels, seed: int = 0,
+                    before_upload: Callable[[], None] | None = None) -> RoundOutcome:
+        """Trains on local windows and uploads the encrypted update for the current round."""
+        down_before = self.bytes_down
+        plan = self.sync()
+        round_ = plan.get("round")
+        outcome = RoundOutcome(round_["id"] if round_ else None, "skipped", windows=len(labels))
+        if round_ is None or round_["status"] != "open" or round_["model_version"] != plan["model_version"]:
+            outcome.reason = "no open round"
+            return outcome
+        payload_file, answer_file = self._round_files(round_["id"])
+        if answer_file.exists():
+            outcome.status, outcome.answer = "already_uploaded", json.loads(answer_file.read_text())
+            return outcome
+        if not payload_file.exists():
+            blocked = self.conditions.blocked_by()
+            if blocked:
+                outcome.reason = blocked
+                return outcome
+            if self.clock() >= parse_deadline(round_["deadline"]):
+                outcome.reason = "deadline passed"
+                return outcome
+            start = time.perf_counter()
+            accuracy = self.trainer.evaluate(windows, labels)["accuracy"] if len(labels) else None
+            delta = local_update(self.trainer, windows, labels, plan["hyperparameters"], seed)
+            outcome.train_s = time.perf_counter() - start
+            start = time.perf_counter()
+            encoder = self._encoder(plan)
+            weight = int(min(max(1, len(labels)), encoder.params.max_weight))
+            encoded = encoder.encode(delta, weight)
+            outcome.crypto_s = time.perf_counter() - start
+            outcome.clipped_fraction = encoded.clipped_fraction
+            write_atomically(payload_file, encoded.payload)
+            self._report(round_["id"], len(labels), accuracy)
+        if before_upload is not None:
+            before_upload()
+        payload = payload_file.read_bytes()
+        try:
+            response = self.transport.request("PUT", f"/v1/rounds/{round_['id']}/update", data=payload,
+                                              headers=self._auth())
+        except ServerError as err:
+            outcome.status = "late_refused" if err.code in ("deadline_passed", "round_closed") else "refused"
+            outcome.reason = f"{err.code}: {err.message}"
+            write_atomically(answer_file, json.dumps({"refused": err.code}).encode())
+            return outcome
+        outcome.answer = response.json()
+        write_atomically(answer_file, json.dumps(outcome.answer).encode())
+        outcome.status, outcome.bytes_up = "uploaded", len(payload)
+        outcome.bytes_down = self.bytes_down - down_before
+        return outcome
+
+    def _report(self, round_id: int, windows: int, accuracy: float | None) -> None:
+        body = {"windows": int(windows), "accuracy": None if accuracy is None else float(accuracy)}
+        try:
+            self.transport.request("POST", f"/v1/rounds/{round_id}/report", json_body=body, headers=self._auth())
+        except (ServerError, RuntimeError):
+            pass  # metrics are best effort; training goes on
+
+    # Personalisation and inference -------------------------------------------
+    def personalise(self, windows, labels, epochs: int | None = None, lr: float | None = None,
+                    fresh: bool = False, seed: int = 0) -> dict:
+        """Fine-tunes the personal layers on the frozen global features; they stay on the device."""
+        if self.trainer is None:
+            self.sync()
+        hp = (self.plan or {}).get("hyperparameters", {})
+        loss = personalise(self.trainer, windows, labels, epochs=epochs or hp.get("personal_epochs", 5),
+                           batch_size=hp.get("batch_size", 32), lr=lr or hp.get("lr", 0.02),
+                           momentum=hp.get("momentum", 0.9),
+                           fresh=fresh or not (self.storage / "personal.npz").exists(), seed=seed)
+        self.trainer.save_personal(self.storage / "personal.npz")
+        return {"loss": loss}
+
+    def predict(self, windows, head: str = "personal") -> np.ndarray:
+        if self.trainer is None:
+            self.sync()
+        return self.trainer.predict(windows, head)
+
+    def evaluate(self, windows, labels, head: str = "personal") -> dict:
+        if self.trainer is None:
+            self.sync()
+        return self.trainer.evaluate(windows, labels, head)
+

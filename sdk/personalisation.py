@@ -1,0 +1,27 @@
+"""Local transfer learning: personal layers on the frozen global feature extractor."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sdk.trainer import TFLiteTrainer
+
+
+def reset_personal(trainer: TFLiteTrainer) -> None:
+    """Personal layers start as the global head over an identity adapter: the global model's function."""
+    manifest = trainer.manifest
+    shared = manifest.shared.split(trainer.get_weights("shared"))
+    d = shared["dense/bias"].size
+    personal = {"adapter/kernel": np.eye(d, dtype=np.float32), "adapter/bias": np.zeros(d, np.float32),
+                "personal_head/kernel": shared["head/kernel"], "personal_head/bias": shared["head/bias"]}
+    trainer.set_weights(manifest.personal.join(personal), "personal")
+
+
+def personalise(trainer: TFLiteTrainer, windows, labels, epochs: int, batch_size: int = 32, lr: float = 0.02,
+                momentum: float = 0.9, fresh: bool = True, seed: int = 0) -> list[float]:
+    """Fine-tunes the personal layers only; returns the loss per epoch."""
+    if fresh:
+        reset_personal(trainer)
+    history = trainer.fit(windows, labels, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                          part="personal", seed=seed)
+    return history.loss
