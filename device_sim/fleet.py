@@ -208,8 +208,10 @@ class Fleet:
             outcomes = dict(pool.map(run, on_time))
             published = self._wait_for_version(version + 1)
             outcomes.update(f.result() for f in late_futures)
+        server = {r["model_version"]: r for r in self.cloud.job(self.job_id)["rounds"] if r["status"] == "published"}
         record = {
-            "round": number, "model_version": version, "seconds": round(time.perf_counter() - started, 2),
+            "round": number, "model_version": version,
+            "counted": server.get(version, {}).get("contributors"), "seconds": round(time.perf_counter() - started, 2),
             "participants": sorted(d for d, o in outcomes.items() if o.status in ("uploaded", "already_uploaded")),
             "dropped": [p.data.device_id for p in dropped],
             "stragglers": {d: o.status for d, o in outcomes.items() if d in {p.data.device_id for p in stragglers}},
@@ -219,6 +221,8 @@ class Fleet:
             "train_s": round(sum(o.train_s for o in outcomes.values()), 3),
             "crypto_s": round(sum(o.crypto_s for o in outcomes.values()), 3),
             "clipped_fraction": max((o.clipped_fraction for o in outcomes.values()), default=0.0),
+            "faults_injected": {d: dict(p.client.transport.injected) for p in on_time + stragglers
+                                for d in [p.data.device_id] if isinstance(p.client.transport, FaultyTransport)},
         }
         return record
 
@@ -260,12 +264,12 @@ class Fleet:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         bundle = self._export_initial_bundle()
-        initial = TFLiteTrainer(bundle).get_weights("shared")
+        initial = self.initial_weights = TFLiteTrainer(bundle).get_weights("shared")
         k = len(self.dataset.label_names)
         if c.engine == "encrypted":
             self.cloud = LocalCloud(self.out / "cloud").start()
         try:
-            weights = self._train_rounds(bundle, initial)
+            weights = self.final_weights = self._train_rounds(bundle, initial)
             report = self._evaluate(bundle, initial, weights, k)
         finally:
             if self.cloud is not None:
@@ -279,6 +283,7 @@ class Fleet:
         token = None
         if c.engine == "encrypted":
             job = self.cloud.create_job(bundle, self._job_config())
+            self.job_id = job["id"]
             token = self.cloud.create_token(job["id"])
         trainer = TFLiteTrainer(bundle) if c.engine == "plaintext" else None
         with Progress("rounds", total=c.rounds, enabled=self.show_progress) as progress:

@@ -1,0 +1,60 @@
+"""The fleet against real cloud processes, on synthetic wearers."""
+
+import numpy as np
+import pytest
+
+from device_sim import synthetic
+from device_sim.fleet import Fleet, FleetConfig
+from device_sim.report import write_report
+from sdk.crypto.packing import mean_error_bound
+from sdk.crypto.params import CryptoParams
+
+
+@pytest.fixture(scope="module")
+def wearers():
+    return synthetic.generate(subjects=8, executions=6, seed=3)
+
+
+def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
+    config = FleetConfig(rounds=3, local_epochs=3, new_users=2, personal_epochs=15, baseline_epochs=10, seed=1)
+    report = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None).run()
+    assert report["devices"] == 6 and len(report["rounds"]) == 3
+    assert all(r["published"] and r["counted"] == 6 for r in report["rounds"])
+    accuracies = [r["global_accuracy"] for r in report["rounds"]]
+    assert accuracies[-1] > accuracies[0]
+    assert report["mean"]["personalised"] >= report["mean"]["global"]
+    assert all(sum(r["bytes_up"].values()) > 0 for r in report["rounds"])
+    path = write_report(report, tmp_path / "report")
+    assert "| personalised |" in path.read_text()
+    assert (tmp_path / "report" / "accuracy_per_round.png").stat().st_size > 1000
+
+
+def test_faults_dropout_straggler_churn_and_duplicates(wearers, tmp_path):
+    config = FleetConfig(rounds=3, local_epochs=1, new_users=1, min_devices=2, dropout=0.3, stragglers=1,
+                         leave={2: 1}, join={2: 1}, faults=0.1, round_timeout_s=6, personal_epochs=2,
+                         baseline_epochs=2, seed=2)
+    report = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None).run()
+    for r in report["rounds"]:
+        assert r["published"], r
+        assert r["counted"] == len(r["participants"]) >= config.min_devices  # none counted twice
+        assert list(r["stragglers"].values()) == ["late_refused"]
+    assert any("left" in e for e in report["rounds"][1]["events"])
+    assert any("joined" in e for e in report["rounds"][1]["events"])
+    injected = [f for r in report["rounds"] for f in r["faults_injected"].values()]
+    assert sum(f["duplicated"] for f in injected) > 0 and sum(f["failed"] for f in injected) > 0
+
+
+def test_encrypted_run_equals_plaintext_fedavg(wearers, tmp_path):
+    config = dict(rounds=1, local_epochs=2, new_users=2, personal_epochs=1, baseline_epochs=1, seed=4)
+    encrypted = Fleet(wearers, FleetConfig(**config), tmp_path / "enc", show_progress=False, log=lambda *_: None)
+    plaintext = Fleet(wearers, FleetConfig(engine="plaintext", **config), tmp_path / "plain",
+                      show_progress=False, log=lambda *_: None)
+    encrypted.run()
+    plaintext.run()
+    enc = np.frombuffer((tmp_path / "enc" / "devices" / encrypted.participants[0].data.device_id
+                         / "weights" / "v2.f32").read_bytes(), "<f4")
+    plain = plaintext.final_weights
+    weights = [min(len(p.train), 1000) for p in encrypted.participants]
+    bound = mean_error_bound(CryptoParams(max_contributors=6, max_weight=1000), len(weights), sum(weights))
+    assert np.max(np.abs(enc - plain)) <= bound + 1e-6
+    assert np.max(np.abs(plain - plaintext.initial_weights)) > 10 * bound  # training really moved it
