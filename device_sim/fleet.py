@@ -42,7 +42,7 @@ class FleetConfig:
     personal_epochs: int = 30
     baseline_epochs: int = 40
     new_users: int = 3
-    new_user_executions: int = 1
+    new_user_executions: int = 2
     min_devices: int = 2
     round_timeout_s: float = 120.0
     dropout: float = 0.0

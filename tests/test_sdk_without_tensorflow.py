@@ -15,6 +15,7 @@ except ImportError:
 import json
 import numpy as np
 from sdk.trainer import TFLiteTrainer
+import sdk.client  # noqa: F401  (the whole device SDK, not only the trainer)
 from sdk.windowing import make_windows
 
 bundle, store = sys.argv[1], sys.argv[2]

@@ -1,0 +1,80 @@
+"""The device client against a real aggregation service."""
+
+import os
+
+import numpy as np
+import pytest
+
+from device_sim import synthetic
+from sdk.client import DeviceConditions, FedWearClient
+from sdk.transport import HttpTransport, TransportError
+
+
+@pytest.fixture(scope="module")
+def data():
+    device = synthetic.generate(subjects=1, executions=3, seed=5).devices[0]
+    return device.windows, device.labels
+
+
+@pytest.fixture
+def job(cloud, bundle_dir):
+    return cloud.create_job(bundle_dir, max_devices=3, min_devices=2)
+
+
+class FailingUploads(HttpTransport):
+    """Cannot reach the server for uploads (the device crashes before it hears back)."""
+
+    def send(self, method, path, body, headers):
+        if method == "PUT":
+            raise ConnectionError("network down")
+        return super().send(method, path, body, headers)
+
+
+def test_enrols_once_and_keeps_credentials_private(cloud, job, tmp_path):
+    token = cloud.token(job["id"], max_uses=1)
+    first = FedWearClient(cloud.url, token, tmp_path / "device").enrol()
+    again = FedWearClient(cloud.url, token, tmp_path / "device").enrol()  # a restart: no second enrolment
+    assert first == again
+    assert os.stat(tmp_path / "device" / "credentials.json").st_mode & 0o777 == 0o600
+
+
+def test_resumes_after_a_crash_and_never_uploads_twice(cloud, job, tmp_path, data):
+    token = cloud.token(job["id"])
+    storage = tmp_path / "device"
+    crashing = FedWearClient(cloud.url, token, storage, transport=FailingUploads(cloud.url, retries=1, backoff_s=0.01))
+    with pytest.raises(TransportError, match="network down"):
+        crashing.participate(*data)
+    stored = list((storage / "rounds").glob("*.bin"))
+    assert len(stored) == 1
+    restarted = FedWearClient(cloud.url, token, storage)
+    outcome = restarted.participate(*data)
+    assert outcome.status == "uploaded" and outcome.answer["contributors"] == 1
+    assert outcome.bytes_up == stored[0].stat().st_size  # the payload prepared before the crash
+    assert restarted.participate(*data).status == "already_uploaded"
+    assert cloud.job(job["id"])["rounds"][0]["contributors"] == 1
+
+
+def test_device_conditions_and_deadline_are_respected(cloud, job, tmp_path, data):
+    token = cloud.token(job["id"])
+    unplugged = FedWearClient(cloud.url, token, tmp_path / "a", conditions=DeviceConditions(
+        is_charging=lambda: False, require_charging=True))
+    assert unplugged.participate(*data).reason == "not charging"
+    low = FedWearClient(cloud.url, token, tmp_path / "b", conditions=DeviceConditions(
+        battery_level=lambda: 0.1, min_battery=0.3))
+    assert low.participate(*data).reason == "battery below 30%"
+    late = FedWearClient(cloud.url, token, tmp_path / "c", clock=lambda: 4e9)
+    assert late.participate(*data).reason == "deadline passed"
+    assert cloud.job(job["id"])["rounds"][0]["contributors"] == 0
+
+
+def test_personalises_locally_and_predicts(cloud, job, tmp_path, data):
+    client = FedWearClient(cloud.url, cloud.token(job["id"]), tmp_path / "device")
+    client.sync()
+    windows, labels = data
+    before = client.evaluate(windows, labels)["accuracy"]
+    assert np.array_equal(client.predict(windows, "personal"), client.predict(windows, "global"))
+    client.personalise(windows, labels, epochs=20)
+    assert (tmp_path / "device" / "personal.npz").exists()
+    assert client.evaluate(windows, labels)["accuracy"] > before
+    restarted = FedWearClient(cloud.url, "unused", tmp_path / "device")
+    assert np.array_equal(restarted.predict(windows), client.predict(windows))
