@@ -82,7 +82,9 @@ class TrainableHarModule(tf.Module):
         ]
         self.infer = tf.function(self._infer, input_signature=[x_spec])
         self.train_shared = tf.function(self._train_shared, input_signature=step_specs)
-        self.train_personal = tf.function(self._train_personal, input_signature=step_specs)
+        self.train_personal = tf.function(
+            self._train_personal, input_signature=step_specs + [tf.TensorSpec([], tf.float32, "coral")]
+        )
         self.get_shared = tf.function(lambda: self._get(self.shared_layout), input_signature=[])
         self.get_personal = tf.function(lambda: self._get(self.personal_layout), input_signature=[])
         self.set_shared = tf.function(
@@ -190,7 +192,18 @@ class TrainableHarModule(tf.Module):
         self._apply(g, lr, momentum)
         return {"loss": loss}
 
-    def _train_personal(self, x, y, lr, momentum):
+    @staticmethod
+    def _coral(adapted, feat):
+        """CORAL term and its gradient: ||cov(adapted) - cov(feat)||_F^2 / (4 d^2), feat held fixed."""
+        n = tf.cast(tf.shape(adapted)[0], tf.float32)
+        denom = tf.maximum(n - 1.0, 1.0)
+        d = float(adapted.shape[1])
+        a_c = adapted - tf.reduce_mean(adapted, axis=0, keepdims=True)
+        f_c = feat - tf.reduce_mean(feat, axis=0, keepdims=True)
+        diff = (tf.matmul(a_c, a_c, transpose_a=True) - tf.matmul(f_c, f_c, transpose_a=True)) / denom
+        return tf.reduce_sum(diff * diff) / (4 * d * d), tf.matmul(a_c, diff) / (d * d * denom)
+
+    def _train_personal(self, x, y, lr, momentum, coral):
         feat = self._features(x)[-1]
         adapted, logits = self._personal_logits(feat)
         loss, d_logits = self._loss_and_grad(logits, y)
@@ -198,7 +211,9 @@ class TrainableHarModule(tf.Module):
         g["personal_head/kernel"], g["personal_head/bias"], d_adapted = self._dense_grads(
             adapted, d_logits, self.v["personal_head/kernel"]
         )
-        d_z = d_adapted * _relu_mask(adapted)
+        coral_loss, d_coral = self._coral(adapted, feat)
+        loss = loss + coral * coral_loss
+        d_z = (d_adapted + coral * d_coral) * _relu_mask(adapted)
         g["adapter/kernel"], g["adapter/bias"], _ = self._dense_grads(
             feat, d_z, self.v["adapter/kernel"]
         )

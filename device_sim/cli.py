@@ -113,6 +113,7 @@ def _run_fleet(ds, config, out: Path) -> None:
 @click.option("--devices-per-round", type=int, default=None, help="Default: every active device.")
 @click.option("--local-epochs", default=1, show_default=True)
 @click.option("--personal-epochs", default=30, show_default=True)
+@click.option("--coral", default=0.0, show_default=True, help="Weight of the CORAL term in personalisation.")
 @click.option("--baseline-epochs", default=40, show_default=True, help="Epochs of local-only and centralised.")
 @click.option("--lr", default=0.02, show_default=True)
 @click.option("--new-users", default=3, show_default=True, help="Subjects held out as new users.")
@@ -128,7 +129,7 @@ def _run_fleet(ds, config, out: Path) -> None:
 @click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out/run"), show_default=True)
-def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs,
+def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
         baseline_epochs, lr, new_users, dropout, stragglers, leave, join, faults, round_timeout, engine,
         randomiser, subjects, seed, out):
     """A fleet of virtual devices trains under encryption against real cloud processes, then a report."""
@@ -140,7 +141,7 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     config = FleetConfig(rounds=rounds, devices_per_round=devices_per_round, local_epochs=local_epochs,
-                         personal_epochs=personal_epochs, baseline_epochs=baseline_epochs, lr=lr,
+                         personal_epochs=personal_epochs, coral=coral, baseline_epochs=baseline_epochs, lr=lr,
                          new_users=new_users, dropout=dropout, stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
                          randomiser=randomiser, seed=seed)

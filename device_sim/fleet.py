@@ -40,6 +40,7 @@ class FleetConfig:
     lr: float = 0.02
     momentum: float = 0.9
     personal_epochs: int = 30
+    coral: float = 0.0  # weight of the CORAL term in personalisation
     baseline_epochs: int = 40
     new_users: int = 3
     new_user_executions: int = 2
@@ -344,7 +345,8 @@ class Fleet:
 
     def _personalise(self, trainer: TFLiteTrainer, data: DeviceData) -> None:
         c = self.config
-        personalise(trainer, data.windows, data.labels, c.personal_epochs, c.batch_size, c.lr, c.momentum, seed=c.seed)
+        personalise(trainer, data.windows, data.labels, c.personal_epochs, c.batch_size, c.lr, c.momentum,
+                    seed=c.seed, coral=c.coral)
 
     def _summary(self, per_device: dict, newcomers: dict) -> dict:
         def mean(rows, kind, metric="accuracy"):

@@ -238,7 +238,7 @@ class FedWearClient:
 
     # Personalisation and inference -------------------------------------------
     def personalise(self, windows, labels, epochs: int | None = None, lr: float | None = None,
-                    fresh: bool = False, seed: int = 0) -> dict:
+                    fresh: bool = False, seed: int = 0, coral: float = 0.0) -> dict:
         """Fine-tunes the personal layers on the frozen global features; they stay on the device."""
         if self.trainer is None:
             self.sync()
@@ -246,7 +246,7 @@ class FedWearClient:
         loss = personalise(self.trainer, windows, labels, epochs=epochs or hp.get("personal_epochs", 5),
                            batch_size=hp.get("batch_size", 32), lr=lr or hp.get("lr", 0.02),
                            momentum=hp.get("momentum", 0.9),
-                           fresh=fresh or not (self.storage / "personal.npz").exists(), seed=seed)
+                           fresh=fresh or not (self.storage / "personal.npz").exists(), seed=seed, coral=coral)
         self.trainer.save_personal(self.storage / "personal.npz")
         return {"loss": loss}
 

@@ -18,10 +18,15 @@ def reset_personal(trainer: TFLiteTrainer) -> None:
 
 
 def personalise(trainer: TFLiteTrainer, windows, labels, epochs: int, batch_size: int = 32, lr: float = 0.02,
-                momentum: float = 0.9, fresh: bool = True, seed: int = 0) -> list[float]:
-    """Fine-tunes the personal layers only; returns the loss per epoch."""
+                momentum: float = 0.9, fresh: bool = True, seed: int = 0, coral: float = 0.0) -> list[float]:
+    """Fine-tunes the personal layers only; returns the loss per epoch.
+
+    ``coral`` > 0 adds FedHealth's CORAL term, here aligning the covariance of
+    the adapted features with that of the frozen global features on the same
+    windows (the device has no source-domain data of its own).
+    """
     if fresh:
         reset_personal(trainer)
     history = trainer.fit(windows, labels, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                          part="personal", seed=seed)
+                          part="personal", seed=seed, coral=coral)
     return history.loss

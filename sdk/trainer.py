@@ -55,11 +55,18 @@ class TFLiteTrainer:
 
     # Training ---------------------------------------------------------------
     def train_step(
-        self, part: str, x: np.ndarray, y_one_hot: np.ndarray, lr: float, momentum: float = 0.0
+        self, part: str, x: np.ndarray, y_one_hot: np.ndarray, lr: float, momentum: float = 0.0,
+        coral: float = 0.0,
     ) -> float:
-        """One SGD step on 'shared' or 'personal' weights; returns the batch loss."""
+        """One SGD step on 'shared' or 'personal' weights; returns the batch loss.
+
+        ``coral`` weights the CORAL term of a personal step (0: none).
+        """
         runner = self._runners[f"train_{part}"]
-        out = runner(x=x, y=y_one_hot, lr=np.float32(lr), momentum=np.float32(momentum))
+        inputs = {"x": x, "y": y_one_hot, "lr": np.float32(lr), "momentum": np.float32(momentum)}
+        if part == "personal":
+            inputs["coral"] = np.float32(coral)
+        out = runner(**inputs)
         return float(out["loss"])
 
     def fit(
@@ -73,6 +80,7 @@ class TFLiteTrainer:
         part: str = "shared",
         seed: int = 0,
         on_epoch: Callable[[int, float], None] | None = None,
+        coral: float = 0.0,
     ) -> FitHistory:
         """SGD with momentum over shuffled mini-batches, `epochs` times.
 
@@ -81,8 +89,8 @@ class TFLiteTrainer:
         """
         if part not in ("shared", "personal"):
             raise ValueError(f"part must be 'shared' or 'personal', got {part!r}")
-        if epochs < 0 or batch_size < 1 or not lr > 0 or not 0 <= momentum < 1:
-            raise ValueError("epochs must be >= 0, batch_size >= 1, lr > 0, 0 <= momentum < 1")
+        if epochs < 0 or batch_size < 1 or not lr > 0 or not 0 <= momentum < 1 or coral < 0:
+            raise ValueError("epochs must be >= 0, batch_size >= 1, lr > 0, 0 <= momentum < 1, coral >= 0")
         x = self._check_windows(windows)
         y = self._one_hot(labels, len(x))
         rng = np.random.default_rng(seed)
@@ -90,7 +98,7 @@ class TFLiteTrainer:
         for _ in range(epochs):
             order = rng.permutation(len(x))
             losses = [
-                self.train_step(part, x[idx], y[idx], lr, momentum)
+                self.train_step(part, x[idx], y[idx], lr, momentum, coral)
                 for idx in np.array_split(order, max(1, int(np.ceil(len(x) / batch_size))))
                 if idx.size
             ]

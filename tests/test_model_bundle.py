@@ -60,12 +60,41 @@ def test_train_shared_matches_gradient_tape(fresh, model_config, norm, momentum,
     )
 
 
-def test_train_personal_matches_gradient_tape_and_freezes_features(fresh, model_config, norm):
+def coral_reference(model, x, coral):
+    """CORAL term of the Keras twin: covariance of adapter output vs frozen dense features."""
+    probe = tf.keras.Model(model.input, [model.get_layer("dense").output, model.get_layer("adapter").output])
+    feat, adapted = probe(x)
+    feat = tf.stop_gradient(feat)
+
+    def cov(a):
+        centred = a - tf.reduce_mean(a, axis=0, keepdims=True)
+        return tf.matmul(centred, centred, transpose_a=True) / (a.shape[0] - 1)
+
+    d = float(adapted.shape[1])
+    return coral * tf.reduce_sum(tf.square(cov(adapted) - cov(feat))) / (4 * d * d)
+
+
+@pytest.mark.parametrize("coral", [0.0, 3000.0])
+def test_train_personal_matches_gradient_tape_and_freezes_features(fresh, model_config, norm, coral):
     model, trainer = fresh
     x, y = batch(norm, seed=1)
     shared_before = trainer.get_weights("shared")
-    trainer.train_step("personal", x, np.eye(5, dtype=np.float32)[y], 0.1, 0.0)
-    keras_sgd_steps(model, ["adapter", "personal_head"], (x - norm[0]) / norm[1], y, 0.1, 0.0, 1, 1)
+    # move the adapter off the identity, so that the CORAL term has a gradient
+    layout = model_config.personal_layout
+    moved = keras_weights(model, layout) + np.random.default_rng(7).normal(0, 0.2, layout.size).astype(np.float32)
+    trainer.set_weights(moved, "personal")
+    set_keras_weights(model, layout, moved)
+    loss = trainer.train_step("personal", x, np.eye(5, dtype=np.float32)[y], 0.1, 0.0, coral)
+    xn = (x - norm[0]) / norm[1]
+    variables = [v for n in ("adapter", "personal_head") for v in model.get_layer(n).trainable_variables]
+    with tf.GradientTape() as tape:
+        ref = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(y, model(xn)[1], from_logits=True))
+        term = coral_reference(model, xn, coral)
+        ref = ref + term
+    assert coral == 0 or float(term) > 1e-4  # the term is really there
+    for v, g in zip(variables, tape.gradient(ref, variables)):
+        v.assign_sub(0.1 * g)
+    assert abs(loss - float(ref)) < 1e-4
     layout = model_config.personal_layout
     got, want = layout.split(trainer.get_weights("personal")), layout.split(keras_weights(model, layout))
     for name in want:
