@@ -2,8 +2,10 @@
 
 Shared (federated): two valid-padded Conv1D + ReLU layers, global average
 pooling, a dense ReLU feature layer and the global classifier head.
-Personal (never uploaded): an adapter dense ReLU layer and a personal head on
-the frozen dense features. Max pooling and batch norm are left out on purpose:
+Personal (never uploaded): a personal dense ReLU layer (the adapter) and a
+personal head on the frozen pooled convolutional features: the local copies of
+the top layers that FedHealth fine-tunes. They start equal to the shared dense
+layer and the global head, so the personal model starts as the global one. Max pooling and batch norm are left out on purpose:
 every gradient here stays within TFLite builtin ops.
 """
 
@@ -51,7 +53,7 @@ class ModelConfig:
     def personal_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         d = self.dense_units
         return [
-            ("adapter/kernel", (d, d)),
+            ("adapter/kernel", (self.conv2_filters, d)),
             ("adapter/bias", (d,)),
             ("personal_head/kernel", (d, self.num_classes)),
             ("personal_head/bias", (self.num_classes,)),
@@ -81,20 +83,23 @@ def build_keras_model(config: ModelConfig, seed: int = 0) -> tf.keras.Model:
         config.conv2_filters, config.kernel_size, activation="relu", name="conv2",
         kernel_initializer=init(seed + 1),
     )(h)
-    h = tf.keras.layers.GlobalAveragePooling1D(name="pool")(h)
+    pooled = tf.keras.layers.GlobalAveragePooling1D(name="pool")(h)
     features = tf.keras.layers.Dense(
         config.dense_units, activation="relu", name="dense", kernel_initializer=init(seed + 2)
-    )(h)
+    )(pooled)
     global_logits = tf.keras.layers.Dense(
         config.num_classes, name="head", kernel_initializer=init(seed + 3)
     )(features)
     adapted = tf.keras.layers.Dense(
-        config.dense_units, activation="relu", name="adapter", kernel_initializer="identity"
-    )(features)
+        config.dense_units, activation="relu", name="adapter", kernel_initializer=init(seed + 2)
+    )(pooled)
     personal_logits = tf.keras.layers.Dense(
         config.num_classes, name="personal_head", kernel_initializer=init(seed + 3)
     )(adapted)
-    return tf.keras.Model(x, [global_logits, personal_logits], name="fedwear_har")
+    model = tf.keras.Model(x, [global_logits, personal_logits], name="fedwear_har")
+    model.get_layer("adapter").set_weights(model.get_layer("dense").get_weights())
+    model.get_layer("personal_head").set_weights(model.get_layer("head").get_weights())
+    return model
 
 
 def keras_weights(model: tf.keras.Model, layout: WeightLayout) -> np.ndarray:

@@ -123,15 +123,15 @@ class TrainableHarModule(tf.Module):
         feat = tf.nn.relu(tf.matmul(pooled, self.v["dense/kernel"]) + self.v["dense/bias"])
         return f1, h1, f2, h2, pooled, feat
 
-    def _personal_logits(self, feat):
-        adapted = tf.nn.relu(tf.matmul(feat, self.v["adapter/kernel"]) + self.v["adapter/bias"])
+    def _personal_logits(self, pooled):
+        adapted = tf.nn.relu(tf.matmul(pooled, self.v["adapter/kernel"]) + self.v["adapter/bias"])
         logits = tf.matmul(adapted, self.v["personal_head/kernel"]) + self.v["personal_head/bias"]
         return adapted, logits
 
     def _infer(self, x):
-        feat = self._features(x)[-1]
+        pooled, feat = self._features(x)[-2:]
         global_logits = tf.matmul(feat, self.v["head/kernel"]) + self.v["head/bias"]
-        _, personal_logits = self._personal_logits(feat)
+        _, personal_logits = self._personal_logits(pooled)
         return {
             "global_probs": tf.nn.softmax(global_logits),
             "personal_probs": tf.nn.softmax(personal_logits),
@@ -204,8 +204,8 @@ class TrainableHarModule(tf.Module):
         return tf.reduce_sum(diff * diff) / (4 * d * d), tf.matmul(a_c, diff) / (d * d * denom)
 
     def _train_personal(self, x, y, lr, momentum, coral):
-        feat = self._features(x)[-1]
-        adapted, logits = self._personal_logits(feat)
+        pooled, feat = self._features(x)[-2:]
+        adapted, logits = self._personal_logits(pooled)
         loss, d_logits = self._loss_and_grad(logits, y)
         g = {}
         g["personal_head/kernel"], g["personal_head/bias"], d_adapted = self._dense_grads(
@@ -215,7 +215,7 @@ class TrainableHarModule(tf.Module):
         loss = loss + coral * coral_loss
         d_z = (d_adapted + coral * d_coral) * _relu_mask(adapted)
         g["adapter/kernel"], g["adapter/bias"], _ = self._dense_grads(
-            feat, d_z, self.v["adapter/kernel"]
+            pooled, d_z, self.v["adapter/kernel"]
         )
         self._apply(g, lr, momentum)
         return {"loss": loss}

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from sdk.trainer import TFLiteTrainer
 
 
 def reset_personal(trainer: TFLiteTrainer) -> None:
-    """Personal layers start as the global head over an identity adapter: the global model's function."""
+    """Personal layers start as copies of the shared top layers: the global model's function."""
     manifest = trainer.manifest
     shared = manifest.shared.split(trainer.get_weights("shared"))
-    d = shared["dense/bias"].size
-    personal = {"adapter/kernel": np.eye(d, dtype=np.float32), "adapter/bias": np.zeros(d, np.float32),
+    personal = {"adapter/kernel": shared["dense/kernel"], "adapter/bias": shared["dense/bias"],
                 "personal_head/kernel": shared["head/kernel"], "personal_head/bias": shared["head/bias"]}
     trainer.set_weights(manifest.personal.join(personal), "personal")
 
