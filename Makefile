@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench
 
-$(STAMP): requirements.txt requirements-device.txt
+$(STAMP): requirements.txt requirements-device.txt requirements-tff.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-tff.txt
 	touch $(STAMP)
 
 demo: $(STAMP)

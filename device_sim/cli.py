@@ -123,7 +123,8 @@ def _run_fleet(ds, config, out: Path) -> None:
 @click.option("--join", multiple=True, metavar="ROUND:COUNT", help="Devices joining before a round.")
 @click.option("--faults", default=0.0, show_default=True, help="Probability a request fails or is duplicated.")
 @click.option("--round-timeout", default=120.0, show_default=True, help="Seconds before a round's deadline.")
-@click.option("--engine", type=click.Choice(["encrypted", "plaintext"]), default="encrypted", show_default=True)
+@click.option("--engine", type=click.Choice(["encrypted", "plaintext", "tff"]), default="encrypted", show_default=True,
+              help="tff: plaintext FedAvg in TensorFlow Federated's simulation runtime.")
 @click.option("--randomiser", type=click.Choice(["standard", "short-exponent"]), default="short-exponent",
               show_default=True)
 @click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
