@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from cloud.bundle_export import export_bundle
 from cloud.har_model import ModelConfig, build_keras_model
-from device_sim.dataset import Dataset, pooled
+from device_sim.dataset import Dataset, normalisation, pooled
 from device_sim.partitions import subject_folds
 from device_sim.progress import Progress
 from sdk.metrics import accuracy, macro_f1
@@ -32,12 +32,6 @@ class TrainingConfig:
     lr: float = 0.02
     momentum: float = 0.9
     seed: int = 0
-
-
-def normalisation(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of training windows."""
-    flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
-    return flat.mean(axis=0), np.maximum(flat.std(axis=0), 1e-6)
 
 
 def _scores(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> dict:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from sdk.windowing import WindowSpec, Windows
+from sdk.windowing import Windows, WindowSpec
 
 
 class DataError(ValueError):
@@ -96,3 +97,18 @@ def pooled(devices: list[DeviceData]) -> tuple[np.ndarray, np.ndarray]:
         np.concatenate([d.windows for d in devices]),
         np.concatenate([d.labels for d in devices]),
     )
+
+
+def normalisation(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of windows."""
+    flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
+    return flat.mean(axis=0), np.maximum(flat.std(axis=0), 1e-6)
+
+
+def find_root(path: str | Path, marker: str, subfolder: str, how_to_get: str) -> Path:
+    """`path` or `path/subfolder`, whichever holds the file `marker`; DataError otherwise."""
+    path = Path(path)
+    for candidate in (path, path / subfolder):
+        if (candidate / marker).is_file():
+            return candidate
+    raise DataError(f"{path}: {how_to_get}")

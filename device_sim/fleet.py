@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from device_sim.dataset import Dataset, DeviceData, pooled
+from device_sim.dataset import Dataset, DeviceData, normalisation, pooled
 from device_sim.local_cloud import LocalCloud
 from device_sim.partitions import new_users, within_subject
 from device_sim.progress import Progress
 from sdk.client import FedWearClient, local_update, parse_deadline
-from sdk.personalisation import personalise
 from sdk.metrics import accuracy, macro_f1
+from sdk.personalisation import personalise
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport, Response
 
@@ -87,11 +87,6 @@ class Participant:
 
 def _score(truth, predicted, num_classes) -> dict:
     return {"accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted, num_classes)}
-
-
-def normalisation(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
-    return flat.mean(axis=0), np.maximum(flat.std(axis=0), 1e-6)
 
 
 class Fleet:

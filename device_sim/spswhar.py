@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device_sim.dataset import Dataset, DataError, DeviceData, device_from_executions
+from device_sim.dataset import DataError, Dataset, DeviceData, device_from_executions, find_root
 from sdk.windowing import WindowSpec, make_windows
 
 LABELS = ("SEATED", "STANDING_UP", "WALKING", "TURNING", "SITTING_DOWN")
@@ -32,14 +32,9 @@ _EXECUTION_FILE = re.compile(r"^(s\d+)_(\d+)_(sw|sp)\.csv$")
 
 def data_root(path: str | Path) -> Path:
     """The DATA folder, given it or the dataset folder above it."""
-    path = Path(path)
-    for candidate in (path, path / "DATA"):
-        if (candidate / "subjects_info.csv").is_file():
-            return candidate
-    raise DataError(
-        f"{path}: not an sp-sw-har dataset (no subjects_info.csv here or in DATA/). "
-        "Download it from doi:10.5281/zenodo.8398688 (or use --download) and pass its folder."
-    )
+    return find_root(path, "subjects_info.csv", "DATA",
+                     "not an sp-sw-har dataset (no subjects_info.csv here or in DATA/). Download it from "
+                     "doi:10.5281/zenodo.8398688 (or use --download) and pass its folder.")
 
 
 def read_execution(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

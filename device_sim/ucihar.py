@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device_sim.dataset import Dataset, DataError, DeviceData
+from device_sim.dataset import DataError, Dataset, DeviceData, find_root
 from sdk.windowing import WindowSpec
 
 STANDARD_GRAVITY = 9.80665
@@ -28,15 +28,10 @@ BLOCKS = 10
 
 def data_root(path: str | Path) -> Path:
     """The 'UCI HAR Dataset' folder, given it or the folder that holds it."""
-    path = Path(path)
-    for candidate in (path, path / "UCI HAR Dataset"):
-        if (candidate / "activity_labels.txt").is_file():
-            return candidate
-    raise DataError(
-        f"{path}: not a UCI HAR dataset (no activity_labels.txt here or in 'UCI HAR Dataset/'). "
-        "Download 'UCI HAR Dataset.zip' from the UCI Machine Learning Repository "
-        "(or use --download) and pass its folder."
-    )
+    return find_root(path, "activity_labels.txt", "UCI HAR Dataset",
+                     "not a UCI HAR dataset (no activity_labels.txt here or in 'UCI HAR Dataset/'). Download "
+                     "'UCI HAR Dataset.zip' from the UCI Machine Learning Repository (or use --download) and "
+                     "pass its folder.")
 
 
 def _read_matrix(path: Path, columns: int | None, dtype=float) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tflite_runtime.interpreter import Interpreter

@@ -129,25 +129,23 @@ def create_token(job_id: str):
     return jsonify(id=row.id, token=token, max_uses=row.max_uses, expires_at=row.expires_at.isoformat() + "Z"), 201
 
 
-@bp.post("/tokens/<token_id>/revoke")
-@documented("Revoke an enrolment token", auth="admin", responses={"200": "revoked", "404": "no such token"})
-def revoke_token(token_id: str):
+def _revoke(model, row_id: str, what: str):
     db = session()
-    row = db.get(EnrolmentToken, token_id)
+    row = db.get(model, row_id)
     if row is None:
-        raise ApiError(404, "token_not_found", f"enrolment token {token_id} does not exist")
+        raise ApiError(404, f"{what}_not_found", f"{what.replace('_', ' ')} {row_id} does not exist")
     row.revoked = True
     db.commit()
     return jsonify(id=row.id, revoked=True)
 
 
+@bp.post("/tokens/<token_id>/revoke")
+@documented("Revoke an enrolment token", auth="admin", responses={"200": "revoked", "404": "no such token"})
+def revoke_token(token_id: str):
+    return _revoke(EnrolmentToken, token_id, "token")
+
+
 @bp.post("/devices/<device_id>/revoke")
 @documented("Revoke a device's credentials", auth="admin", responses={"200": "revoked", "404": "no such device"})
 def revoke_device(device_id: str):
-    db = session()
-    device = db.get(Device, device_id)
-    if device is None:
-        raise ApiError(404, "device_not_found", f"device {device_id} does not exist")
-    device.revoked = True
-    db.commit()
-    return jsonify(id=device.id, revoked=True)
+    return _revoke(Device, device_id, "device")
