@@ -41,3 +41,22 @@ def test_missing_data_gives_a_clear_error(tmp_path):
     proc = run_cli("baseline", "--data", str(tmp_path / "none"), "--json")
     assert proc.returncode != 0
     assert "not an sp-sw-har dataset" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_fleet_run_command_ends_with_summary_and_report(tmp_path):
+    proc = run_cli("run", "--dataset", "synthetic", "--subjects", "5", "--rounds", "2", "--local-epochs", "1",
+                   "--personal-epochs", "2", "--baseline-epochs", "2", "--new-users", "1", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == f"report: {tmp_path / 'report.md'}"
+    assert any(line.strip().startswith("personalised:") for line in lines)
+    report = json.loads((tmp_path / "report.json").read_text())
+    for key in ("local_only", "global", "personalised", "centralised"):
+        assert 0 <= report["mean"][key] <= 1
+    assert report["new_users"]["global"] is not None and report["new_users"]["personalised"] is not None
+    assert (tmp_path / "per_device.png").exists()
+
+
+def test_fleet_run_rejects_bad_events():
+    proc = run_cli("run", "--leave", "two:1")
+    assert proc.returncode != 0 and "expected ROUND:COUNT" in proc.stderr
