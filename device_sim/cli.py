@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow 2.14 logs CUDA-plugin noise at ERROR
 
 from device_sim.dataset import DataError  # noqa: E402
 from device_sim.datasets import NAMES, load_dataset  # noqa: E402

@@ -52,6 +52,7 @@ class FleetConfig:
     join: dict = field(default_factory=dict)  # round -> devices joining before it
     faults: float = 0.0  # probability that a request fails or is sent twice
     randomiser: str = "short-exponent"
+    model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"conv2_filters": 128}
     engine: str = "encrypted"  # "plaintext": FedAvg in numpy; "tff": FedAvg in TensorFlow Federated
     seed: int = 0
 
@@ -123,7 +124,8 @@ class Fleet:
 
         x, _ = pooled([p.train for p in self.participants])
         mean, std = normalisation(x)
-        config = ModelConfig(window_length=self.dataset.spec.length, num_classes=len(self.dataset.label_names))
+        config = ModelConfig(window_length=self.dataset.spec.length, num_classes=len(self.dataset.label_names),
+                             **self.config.model)
         bundle = self.out / "bundle"
         export_bundle(build_keras_model(config, seed=self.config.seed), config, bundle,
                       list(self.dataset.label_names), mean, std)
@@ -281,7 +283,8 @@ class Fleet:
         manifest = evaluator.manifest
         settings = {"rounds": c.rounds, "epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
                     "momentum": c.momentum, "seed": c.seed, "clients": len(self.active),
-                    "model": {"window_length": manifest.window_length, "num_classes": manifest.num_classes}}
+                    "model": {"window_length": manifest.window_length, "num_classes": manifest.num_classes,
+                              **c.model}}
         result = run_rounds(initial, [(p.train.windows, p.train.labels) for p in self.active],
                             manifest.norm_mean, manifest.norm_std, settings, self.out / "tff")
         weights = initial

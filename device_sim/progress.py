@@ -21,13 +21,16 @@ class Progress:
             transient=False,
         )
         self._task = self._bar.add_task(description, total=total)
+        self._enabled = enabled
 
     def __enter__(self) -> "Progress":
-        self._bar.start()
+        if self._enabled:
+            self._bar.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._bar.stop()
+        if self._enabled:
+            self._bar.stop()
 
     def advance(self, steps: int = 1) -> None:
         self._bar.advance(self._task, steps)
