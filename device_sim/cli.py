@@ -95,11 +95,16 @@ def _events(values: tuple[str, ...]) -> dict:
     return events
 
 
-def _run_fleet(ds, config, out: Path) -> None:
+def _run_fleet(ds, config, out: Path, url: str | None = None) -> None:
     from device_sim.fleet import Fleet
+    from device_sim.local_cloud import CloudAdmin
     from device_sim.report import summary_lines, write_report
 
-    report = Fleet(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo).run()
+    try:
+        cloud = CloudAdmin(url, os.environ.get("FEDWEAR_ADMIN_TOKEN", "")) if url else None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = Fleet(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo, cloud=cloud).run()
     path = write_report(report, out)
     click.echo("")
     for line in summary_lines(report):
@@ -117,6 +122,8 @@ def _run_fleet(ds, config, out: Path) -> None:
 @click.option("--baseline-epochs", default=40, show_default=True, help="Epochs of local-only and centralised.")
 @click.option("--lr", default=0.02, show_default=True)
 @click.option("--new-users", default=3, show_default=True, help="Subjects held out as new users.")
+@click.option("--new-user-executions", default=2, show_default=True,
+              help="Executions a new user personalises on (1 or 2).")
 @click.option("--dropout", default=0.0, show_default=True, help="Probability a chosen device drops out.")
 @click.option("--stragglers", default=0, show_default=True, help="Devices per round that upload too late.")
 @click.option("--leave", multiple=True, metavar="ROUND:COUNT", help="Devices leaving before a round.")
@@ -129,10 +136,12 @@ def _run_fleet(ds, config, out: Path) -> None:
               show_default=True)
 @click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--url", default=None, help="A running aggregation service (admin token: FEDWEAR_ADMIN_TOKEN); "
+              "default: start one and a key service locally.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out/run"), show_default=True)
 def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
-        baseline_epochs, lr, new_users, dropout, stragglers, leave, join, faults, round_timeout, engine,
-        randomiser, subjects, seed, out):
+        baseline_epochs, lr, new_users, new_user_executions, dropout, stragglers, leave, join, faults,
+        round_timeout, engine, randomiser, subjects, seed, url, out):
     """A fleet of virtual devices trains under encryption against real cloud processes, then a report."""
     from device_sim.fleet import FleetConfig
 
@@ -143,10 +152,11 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
         raise click.ClickException(str(exc)) from exc
     config = FleetConfig(rounds=rounds, devices_per_round=devices_per_round, local_epochs=local_epochs,
                          personal_epochs=personal_epochs, coral=coral, baseline_epochs=baseline_epochs, lr=lr,
-                         new_users=new_users, dropout=dropout, stragglers=stragglers, leave=_events(leave),
+                         new_users=new_users, new_user_executions=new_user_executions, dropout=dropout,
+                         stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
                          randomiser=randomiser, seed=seed)
-    _run_fleet(ds, config, out)
+    _run_fleet(ds, config, out, url)
 
 
 @main.command()

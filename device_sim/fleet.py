@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from device_sim.dataset import Dataset, DeviceData, normalisation, pooled
-from device_sim.local_cloud import LocalCloud
+from device_sim.local_cloud import CloudAdmin, LocalCloud
 from device_sim.partitions import new_users, within_subject
 from device_sim.progress import Progress
 from sdk.client import FedWearClient, local_update, parse_deadline
@@ -94,7 +94,7 @@ class Fleet:
     """One simulation run; `run()` returns the report dictionary."""
 
     def __init__(self, dataset: Dataset, config: FleetConfig, out_dir: Path, show_progress: bool = True,
-                 log=print) -> None:
+                 log=print, cloud: CloudAdmin | None = None) -> None:
         self.dataset, self.config, self.out = dataset, config, Path(out_dir)
         self.show_progress, self.log = show_progress, log
         self.rng = np.random.default_rng(config.seed)
@@ -109,7 +109,7 @@ class Fleet:
         join_total = sum(config.join.values())
         self.active = self.participants[: len(self.participants) - join_total]
         self.waiting = self.participants[len(self.participants) - join_total:]
-        self.cloud: LocalCloud | None = None
+        self.cloud: CloudAdmin | None = cloud
         self.rounds: list[dict] = []
 
     def _first_executions(self, device: DeviceData) -> tuple[DeviceData, DeviceData]:
@@ -264,7 +264,7 @@ class Fleet:
         bundle = self._export_initial_bundle()
         initial = self.initial_weights = TFLiteTrainer(bundle).get_weights("shared")
         k = len(self.dataset.label_names)
-        if c.engine == "encrypted":
+        if c.engine == "encrypted" and self.cloud is None:
             self.cloud = LocalCloud(self.out / "cloud").start()
         try:
             weights = self.final_weights = self._train_rounds(bundle, initial)

@@ -64,16 +64,51 @@ class ServiceProcess:
         self.kill(signal.SIGTERM)
 
 
-class LocalCloud:
+class CloudAdmin:
+    """An operator's calls to a running aggregation service."""
+
+    def __init__(self, url: str, admin_token: str) -> None:
+        if not admin_token:
+            raise ValueError("an admin token is needed to create jobs (set FEDWEAR_ADMIN_TOKEN)")
+        self.url = url.rstrip("/")
+        self.admin_token = admin_token
+        self.admin = {"Authorization": f"Bearer {admin_token}"}
+
+    def start(self) -> "CloudAdmin":
+        return self
+
+    def stop(self) -> None:
+        """Nothing to stop: the service runs elsewhere."""
+
+    def _admin(self, method: str, path: str, **kwargs) -> dict:
+        response = requests.request(method, self.url + path, headers=self.admin, timeout=120, **kwargs)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json()
+
+    def create_job(self, bundle: Path, config: dict) -> dict:
+        with open(bundle / "model.tflite", "rb") as model, open(bundle / "manifest.json", "rb") as manifest:
+            return self._admin("POST", "/admin/jobs", files={"model": model, "manifest": manifest},
+                               data={"config": json.dumps(config)})
+
+    def create_token(self, job_id: str, max_uses: int | None = None, expires_in_s: int = 86400) -> str:
+        return self._admin("POST", f"/admin/jobs/{job_id}/tokens",
+                           json={"max_uses": max_uses, "expires_in_s": expires_in_s})["token"]
+
+    def job(self, job_id: str) -> dict:
+        return self._admin("GET", f"/admin/jobs/{job_id}")
+
+
+class LocalCloud(CloudAdmin):
     """A key service and an aggregator under `work_dir`, with an operator's helpers."""
 
     def __init__(self, work_dir: Path, database_url: str | None = None, tick_seconds: float = 0.2,
                  max_upload_bytes: int = 64 * 1024 * 1024) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
-        self.admin_token = "adm_" + secrets.token_urlsafe(18)
+        admin_token = "adm_" + secrets.token_urlsafe(18)
         ks_token = "ks_" + secrets.token_urlsafe(18)
         ks_port, port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{port}"
+        super().__init__(f"http://127.0.0.1:{port}", admin_token)
         self.data_dir = work_dir / "aggregator"
         self.keyservice = ServiceProcess(
             ["keyservice", "--port", str(ks_port)],
@@ -85,12 +120,11 @@ class LocalCloud:
             ["serve", "--port", str(port)],
             {"FEDWEAR_DATA_DIR": str(self.data_dir),
              "FEDWEAR_DATABASE_URL": database_url or f"sqlite:///{work_dir / 'fedwear.db'}",
-             "FEDWEAR_ADMIN_TOKEN": self.admin_token, "FEDWEAR_KEYSERVICE_TOKEN": ks_token,
+             "FEDWEAR_ADMIN_TOKEN": admin_token, "FEDWEAR_KEYSERVICE_TOKEN": ks_token,
              "FEDWEAR_KEYSERVICE_URL": f"http://127.0.0.1:{ks_port}", "FEDWEAR_TICK_SECONDS": str(tick_seconds),
              "FEDWEAR_MAX_UPLOAD_BYTES": str(max_upload_bytes)},
             f"{self.url}/healthz", work_dir / "aggregator.log",
         )
-        self.admin = {"Authorization": f"Bearer {self.admin_token}"}
 
     def start(self) -> "LocalCloud":
         self.keyservice.start()
@@ -110,21 +144,3 @@ class LocalCloud:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-    def _admin(self, method: str, path: str, **kwargs) -> dict:
-        response = requests.request(method, self.url + path, headers=self.admin, timeout=120, **kwargs)
-        if response.status_code >= 300:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
-        return response.json()
-
-    def create_job(self, bundle: Path, config: dict) -> dict:
-        with open(bundle / "model.tflite", "rb") as model, open(bundle / "manifest.json", "rb") as manifest:
-            return self._admin("POST", "/admin/jobs", files={"model": model, "manifest": manifest},
-                               data={"config": json.dumps(config)})
-
-    def create_token(self, job_id: str, max_uses: int | None = None, expires_in_s: int = 86400) -> str:
-        return self._admin("POST", f"/admin/jobs/{job_id}/tokens",
-                           json={"max_uses": max_uses, "expires_in_s": expires_in_s})["token"]
-
-    def job(self, job_id: str) -> dict:
-        return self._admin("GET", f"/admin/jobs/{job_id}")

@@ -58,3 +58,21 @@ def test_encrypted_run_equals_plaintext_fedavg(wearers, tmp_path):
     bound = mean_error_bound(CryptoParams(max_contributors=6, max_weight=1000), len(weights), sum(weights))
     assert np.max(np.abs(enc - plain)) <= bound + 1e-6
     assert np.max(np.abs(plain - plaintext.initial_weights)) > 10 * bound  # training really moved it
+
+
+def test_fleet_against_an_already_running_service(wearers, cloud, tmp_path):
+    from device_sim.local_cloud import CloudAdmin
+
+    config = FleetConfig(rounds=1, local_epochs=1, new_users=2, personal_epochs=1, baseline_epochs=1)
+    fleet = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None,
+                  cloud=CloudAdmin(cloud.url, cloud.admin_token))
+    report = fleet.run()
+    assert report["rounds"][0]["published"] and report["rounds"][0]["counted"] == 6
+    assert cloud.job(fleet.job_id)["model_version"] == 2
+    assert requests_ok(cloud.url)  # the service it did not start keeps running
+
+
+def requests_ok(url: str) -> bool:
+    import requests
+
+    return requests.get(f"{url}/healthz").status_code == 200
