@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
-from sdk.storage import sha256_file, write_atomically
+from sdk.storage import write_atomically
 
 
 class FileStore:
@@ -31,7 +32,7 @@ class FileStore:
     def write(self, path: Path, data: bytes) -> str:
         """Writes atomically; returns the SHA-256 of what was written."""
         write_atomically(path, data)
-        return sha256_file(path)
+        return hashlib.sha256(data).hexdigest()
 
     def write_weights(self, job_id: str, version: int, weights: np.ndarray) -> str:
         return self.write(self.weights_file(job_id, version), np.asarray(weights, "<f4").tobytes())

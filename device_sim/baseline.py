@@ -19,7 +19,7 @@ from cloud.har_model import ModelConfig, build_keras_model
 from device_sim.dataset import Dataset, normalisation, pooled
 from device_sim.partitions import subject_folds
 from device_sim.progress import Progress
-from sdk.metrics import accuracy, macro_f1
+from sdk.metrics import scores
 from sdk.trainer import TFLiteTrainer
 
 
@@ -32,10 +32,6 @@ class TrainingConfig:
     lr: float = 0.02
     momentum: float = 0.9
     seed: int = 0
-
-
-def _scores(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> dict:
-    return {"accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted, num_classes)}
 
 
 def _train_fold(dataset: Dataset, train_subjects, test_subjects, config: TrainingConfig, progress):
@@ -68,8 +64,8 @@ def _train_fold(dataset: Dataset, train_subjects, test_subjects, config: Trainin
             results[device.device_id] = {
                 "subject": device.subject,
                 "windows": len(device),
-                "keras": _scores(device.labels, keras_pred, num_classes),
-                "tflite": _scores(device.labels, trainer.predict(device.windows), num_classes),
+                "keras": scores(device.labels, keras_pred, num_classes),
+                "tflite": scores(device.labels, trainer.predict(device.windows), num_classes),
             }
     return results
 

@@ -23,7 +23,7 @@ from device_sim.local_cloud import CloudAdmin, LocalCloud
 from device_sim.partitions import new_users, within_subject
 from device_sim.progress import Progress
 from sdk.client import FedWearClient, local_update, parse_deadline
-from sdk.metrics import accuracy, macro_f1
+from sdk.metrics import scores
 from sdk.personalisation import personalise
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport, Response
@@ -84,10 +84,6 @@ class Participant:
     train: DeviceData
     test: DeviceData
     client: FedWearClient | None = None
-
-
-def _score(truth, predicted, num_classes) -> dict:
-    return {"accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted, num_classes)}
 
 
 class Fleet:
@@ -349,20 +345,20 @@ class Fleet:
                 truth = p.test.labels
                 per_device[p.data.device_id] = {
                     "subject": p.data.subject, "train_windows": len(p.train), "test_windows": len(p.test),
-                    "local_only": _score(truth, local.predict(p.test.windows), k),
-                    "global": _score(truth, global_model.predict(p.test.windows), k),
-                    "personalised": _score(truth, personal.predict(p.test.windows, "personal"), k),
-                    "centralised": _score(truth, central.predict(p.test.windows), k),
+                    "local_only": scores(truth, local.predict(p.test.windows), k),
+                    "global": scores(truth, global_model.predict(p.test.windows), k),
+                    "personalised": scores(truth, personal.predict(p.test.windows, "personal"), k),
+                    "centralised": scores(truth, central.predict(p.test.windows), k),
                 }
                 bar.advance()
             newcomers = {}
             for p in self.newcomers:
                 personal = self._evaluator(bundle, weights)
-                before = _score(p.test.labels, personal.predict(p.test.windows), k)
+                before = scores(p.test.labels, personal.predict(p.test.windows), k)
                 self._personalise(personal, p.train)
                 newcomers[p.data.device_id] = {
                     "subject": p.data.subject, "personalised_on_windows": len(p.train),
-                    "global": before, "personalised": _score(p.test.labels, personal.predict(p.test.windows, "personal"), k),
+                    "global": before, "personalised": scores(p.test.labels, personal.predict(p.test.windows, "personal"), k),
                 }
                 bar.advance()
         return self._summary(per_device, newcomers)

@@ -101,6 +101,7 @@ class FedWearClient:
         self.plan: dict | None = None
         self.bytes_down = 0
         self._encoders: dict[str, UpdateEncoder] = {}
+        self._credentials: dict | None = None
 
     # Enrolment and sync --------------------------------------------------------
     @property
@@ -109,15 +110,18 @@ class FedWearClient:
 
     def enrol(self) -> str:
         """Enrols once; later calls (and restarts) reuse the stored credentials."""
-        if self._credentials_file.exists():
-            return json.loads(self._credentials_file.read_text())["device_id"]
-        body = self.transport.request("POST", "/v1/enrol", json_body={"token": self._token, "name": self._name}).json()
-        write_atomically(self._credentials_file, json.dumps(body).encode(), mode=0o600)
-        return body["device_id"]
+        if self._credentials is None and self._credentials_file.exists():
+            self._credentials = json.loads(self._credentials_file.read_text())
+        if self._credentials is None:
+            body = self.transport.request("POST", "/v1/enrol",
+                                          json_body={"token": self._token, "name": self._name}).json()
+            write_atomically(self._credentials_file, json.dumps(body).encode(), mode=0o600)
+            self._credentials = body
+        return self._credentials["device_id"]
 
     def _auth(self) -> dict:
         self.enrol()
-        return {"Authorization": json.loads(self._credentials_file.read_text())["authorization"]}
+        return {"Authorization": self._credentials["authorization"]}
 
     def _get(self, path: str, headers: dict | None = None):
         response = self.transport.request("GET", path, headers={**self._auth(), **(headers or {})})

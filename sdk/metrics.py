@@ -18,6 +18,11 @@ def confusion(truth, predicted, num_classes: int) -> np.ndarray:
     return counts
 
 
+def scores(truth, predicted, num_classes: int) -> dict:
+    """Accuracy and macro-F1 together."""
+    return {"accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted, num_classes)}
+
+
 def macro_f1(truth, predicted, num_classes: int) -> float:
     """Unweighted mean F1 over the classes present in truth or predictions."""
     counts = confusion(truth, predicted, num_classes)

@@ -11,7 +11,7 @@ import numpy as np
 from tflite_runtime.interpreter import Interpreter
 
 from sdk.bundle import Manifest, load_bundle
-from sdk.metrics import accuracy, macro_f1
+from sdk.metrics import scores
 from sdk.storage import write_atomically
 
 
@@ -127,14 +127,8 @@ class TFLiteTrainer:
 
     def evaluate(self, windows, labels, head: str = "global") -> dict:
         """Accuracy and macro-F1 on labelled windows."""
-        predicted = self.predict(windows, head)
         truth = np.asarray(labels).reshape(-1)
-        k = self.manifest.num_classes
-        return {
-            "accuracy": accuracy(truth, predicted),
-            "macro_f1": macro_f1(truth, predicted, k),
-            "windows": int(truth.size),
-        }
+        return {**scores(truth, self.predict(windows, head), self.manifest.num_classes), "windows": int(truth.size)}
 
     # Weights ----------------------------------------------------------------
     def get_weights(self, part: str = "shared") -> np.ndarray:

@@ -22,7 +22,6 @@ from cloud.services import services, session
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE, BundleError
 from sdk.crypto.errors import CodecError
 from sdk.crypto.params import CryptoParams
-from sdk.storage import sha256_file
 from sdk.trainer import TFLiteTrainer
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -77,12 +76,12 @@ def create_job():
     job_id = secrets.token_hex(8)
     with tempfile.TemporaryDirectory() as tmp:
         values, weights = _read_bundle(Path(tmp))
-        for name in (MODEL_FILE, MANIFEST_FILE):
-            svc.store.write(svc.store.bundle_file(job_id, name), (Path(tmp) / name).read_bytes())
+        digests = {name: svc.store.write(svc.store.bundle_file(job_id, name), (Path(tmp) / name).read_bytes())
+                   for name in (MODEL_FILE, MANIFEST_FILE)}
     db = session()
     job = Job(id=job_id, name=config.name, config=config.model_dump(exclude={"crypto", "name"}),
               crypto=params.to_dict(), public_key=public.to_json(),
-              bundle_sha256=sha256_file(svc.store.bundle_file(job_id, MODEL_FILE)),
+              bundle_sha256=digests[MODEL_FILE],
               shared_values=values, current_version=1)
     db.add(job)
     db.flush()
