@@ -39,7 +39,8 @@ def median_ms(fn, repeats: int) -> float:
 
 def keras_step(model: tf.keras.Model, lr: float, momentum: float):
     """A compiled GradientTape + SGD step on the shared layers: TensorFlow's best effort."""
-    variables = [v for n in ("conv1", "conv2", "dense", "head") for v in model.get_layer(n).trainable_variables]
+    personal = {"adapter", "personal_head"}
+    variables = [v for layer in model.layers if layer.name not in personal for v in layer.trainable_variables]
     optimizer = tf.keras.optimizers.SGD(lr, momentum=momentum)
     loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 

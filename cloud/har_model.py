@@ -1,7 +1,7 @@
 """The activity-recognition model: a small 1D CNN with shared and personal parts.
 
-Shared (federated): two valid-padded Conv1D + ReLU layers, global average
-pooling, a dense ReLU feature layer and the global classifier head.
+Shared (federated): valid-padded Conv1D + ReLU layers (two by default,
+``conv_filters`` sets how many and how wide), global average pooling, a dense ReLU feature layer and the global classifier head.
 Personal (never uploaded): a personal dense ReLU layer (the adapter) and a
 personal head on the frozen pooled convolutional features: the local copies of
 the top layers that FedHealth fine-tunes. They start equal to the shared dense
@@ -26,25 +26,42 @@ class ModelConfig:
     window_length: int = 50
     channels: int = 6
     num_classes: int = 5
-    conv1_filters: int = 32
-    conv2_filters: int = 64
+    conv_filters: tuple[int, ...] = (32, 64)
     kernel_size: int = 5
     dense_units: int = 64
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conv_filters", tuple(int(f) for f in self.conv_filters))
+        if not self.conv_filters or min(self.conv_filters) < 1:
+            raise ValueError(f"conv_filters needs at least one positive width, got {self.conv_filters}")
+        if self.kernel_size < 1 or self.dense_units < 1:
+            raise ValueError("kernel_size and dense_units must be positive")
+        steps = self.window_length - len(self.conv_filters) * (self.kernel_size - 1)
+        if steps < 1:
+            raise ValueError(
+                f"{len(self.conv_filters)} convolutions of kernel {self.kernel_size} leave no step of a "
+                f"{self.window_length}-sample window; use fewer or smaller kernels"
+            )
+
+    @property
+    def conv_layers(self) -> list[str]:
+        """Names of the convolutional layers, input side first: conv1, conv2, ..."""
+        return [f"conv{i + 1}" for i in range(len(self.conv_filters))]
+
+    @property
+    def features(self) -> int:
+        """Width of the pooled convolutional features."""
+        return self.conv_filters[-1]
+
     def shared_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
-        k, c, f1, f2, d = (
-            self.kernel_size,
-            self.channels,
-            self.conv1_filters,
-            self.conv2_filters,
-            self.dense_units,
-        )
-        return [
-            ("conv1/kernel", (k, c, f1)),
-            ("conv1/bias", (f1,)),
-            ("conv2/kernel", (k, f1, f2)),
-            ("conv2/bias", (f2,)),
-            ("dense/kernel", (f2, d)),
+        k, d = self.kernel_size, self.dense_units
+        shapes = []
+        inputs = self.channels
+        for name, filters in zip(self.conv_layers, self.conv_filters):
+            shapes += [(f"{name}/kernel", (k, inputs, filters)), (f"{name}/bias", (filters,))]
+            inputs = filters
+        return shapes + [
+            ("dense/kernel", (self.features, d)),
             ("dense/bias", (d,)),
             ("head/kernel", (d, self.num_classes)),
             ("head/bias", (self.num_classes,)),
@@ -53,7 +70,7 @@ class ModelConfig:
     def personal_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         d = self.dense_units
         return [
-            ("adapter/kernel", (self.conv2_filters, d)),
+            ("adapter/kernel", (self.features, d)),
             ("adapter/bias", (d,)),
             ("personal_head/kernel", (d, self.num_classes)),
             ("personal_head/bias", (self.num_classes,)),
@@ -75,14 +92,12 @@ def build_keras_model(config: ModelConfig, seed: int = 0) -> tf.keras.Model:
     """
     init = tf.keras.initializers.GlorotUniform
     x = tf.keras.Input((config.window_length, config.channels), name="window")
-    h = tf.keras.layers.Conv1D(
-        config.conv1_filters, config.kernel_size, activation="relu", name="conv1",
-        kernel_initializer=init(seed),
-    )(x)
-    h = tf.keras.layers.Conv1D(
-        config.conv2_filters, config.kernel_size, activation="relu", name="conv2",
-        kernel_initializer=init(seed + 1),
-    )(h)
+    h = x
+    for i, (name, filters) in enumerate(zip(config.conv_layers, config.conv_filters)):
+        seed_i = seed + i if i < 2 else seed + 2 + i  # conv1, conv2 keep the seeds they always had
+        h = tf.keras.layers.Conv1D(
+            filters, config.kernel_size, activation="relu", name=name, kernel_initializer=init(seed_i)
+        )(h)
     pooled = tf.keras.layers.GlobalAveragePooling1D(name="pool")(h)
     features = tf.keras.layers.Dense(
         config.dense_units, activation="relu", name="dense", kernel_initializer=init(seed + 2)

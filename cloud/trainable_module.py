@@ -116,12 +116,15 @@ class TrainableHarModule(tf.Module):
         return frames, tf.nn.relu(z)
 
     def _features(self, x):
-        x = (x - self._mean) * self._inv_std
-        f1, h1 = self._conv(x, "conv1")
-        f2, h2 = self._conv(h1, "conv2")
-        pooled = tf.reduce_mean(h2, axis=1)
+        """(frames and outputs of every conv layer, pooled features, dense features)."""
+        h = (x - self._mean) * self._inv_std
+        convs = []
+        for layer in self.config.conv_layers:
+            frames, h = self._conv(h, layer)
+            convs.append((frames, h))
+        pooled = tf.reduce_mean(h, axis=1)
         feat = tf.nn.relu(tf.matmul(pooled, self.v["dense/kernel"]) + self.v["dense/bias"])
-        return f1, h1, f2, h2, pooled, feat
+        return convs, pooled, feat
 
     def _personal_logits(self, pooled):
         adapted = tf.nn.relu(tf.matmul(pooled, self.v["adapter/kernel"]) + self.v["adapter/bias"])
@@ -129,7 +132,7 @@ class TrainableHarModule(tf.Module):
         return adapted, logits
 
     def _infer(self, x):
-        pooled, feat = self._features(x)[-2:]
+        _, pooled, feat = self._features(x)
         global_logits = tf.matmul(feat, self.v["head/kernel"]) + self.v["head/bias"]
         _, personal_logits = self._personal_logits(pooled)
         return {
@@ -172,7 +175,7 @@ class TrainableHarModule(tf.Module):
             self.v[name].assign_add(velocity)
 
     def _train_shared(self, x, y, lr, momentum):
-        f1, h1, f2, h2, pooled, feat = self._features(x)
+        convs, pooled, feat = self._features(x)
         logits = tf.matmul(feat, self.v["head/kernel"]) + self.v["head/bias"]
         loss, d_logits = self._loss_and_grad(logits, y)
         g = {}
@@ -183,12 +186,14 @@ class TrainableHarModule(tf.Module):
         g["dense/kernel"], g["dense/bias"], d_pooled = self._dense_grads(
             pooled, d_dense, self.v["dense/kernel"]
         )
-        steps = float(h2.shape[1])
-        d_h2 = tf.expand_dims(d_pooled / steps, 1) * tf.ones_like(h2)
-        d_z2 = d_h2 * _relu_mask(h2)
-        g["conv2/kernel"], g["conv2/bias"], d_h1 = self._conv_grads(f2, d_z2, "conv2", True)
-        d_z1 = d_h1 * _relu_mask(h1)
-        g["conv1/kernel"], g["conv1/bias"], _ = self._conv_grads(f1, d_z1, "conv1", False)
+        top = convs[-1][1]
+        d_h = tf.expand_dims(d_pooled / float(top.shape[1]), 1) * tf.ones_like(top)
+        for i in reversed(range(len(convs))):
+            layer = self.config.conv_layers[i]
+            frames, h = convs[i]
+            g[f"{layer}/kernel"], g[f"{layer}/bias"], d_h = self._conv_grads(
+                frames, d_h * _relu_mask(h), layer, want_input=i > 0
+            )
         self._apply(g, lr, momentum)
         return {"loss": loss}
 
@@ -204,7 +209,7 @@ class TrainableHarModule(tf.Module):
         return tf.reduce_sum(diff * diff) / (4 * d * d), tf.matmul(a_c, diff) / (d * d * denom)
 
     def _train_personal(self, x, y, lr, momentum, coral):
-        pooled, feat = self._features(x)[-2:]
+        _, pooled, feat = self._features(x)
         adapted, logits = self._personal_logits(pooled)
         loss, d_logits = self._loss_and_grad(logits, y)
         g = {}

@@ -95,6 +95,17 @@ def _events(values: tuple[str, ...]) -> dict:
     return events
 
 
+def _widths(ctx, param, value: str) -> tuple[int, ...]:
+    """"64,128,128" -> (64, 128, 128)."""
+    try:
+        widths = tuple(int(x) for x in value.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated layer widths such as 64,128,128, got {value!r}") from exc
+    if min(widths) < 1:
+        raise click.BadParameter(f"layer widths must be positive, got {value!r}")
+    return widths
+
+
 def _run_fleet(ds, config, out: Path, url: str | None = None) -> None:
     from device_sim.fleet import Fleet
     from device_sim.local_cloud import CloudAdmin
@@ -134,6 +145,9 @@ def _run_fleet(ds, config, out: Path, url: str | None = None) -> None:
               help="tff: plaintext FedAvg in TensorFlow Federated's simulation runtime.")
 @click.option("--randomiser", type=click.Choice(["standard", "short-exponent"]), default="short-exponent",
               show_default=True)
+@click.option("--conv-filters", default="32,64", show_default=True, callback=_widths,
+              help="Widths of the convolutional layers, input side first (their count is the depth).")
+@click.option("--dense-units", default=64, show_default=True, help="Width of the dense feature layer.")
 @click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--url", default=None, help="A running aggregation service (admin token: FEDWEAR_ADMIN_TOKEN); "
@@ -141,13 +155,16 @@ def _run_fleet(ds, config, out: Path, url: str | None = None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out/run"), show_default=True)
 def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
         baseline_epochs, lr, new_users, new_user_executions, dropout, stragglers, leave, join, faults,
-        round_timeout, engine, randomiser, subjects, seed, url, out):
+        round_timeout, engine, randomiser, conv_filters, dense_units, subjects, seed, url, out):
     """A fleet of virtual devices trains under encryption against real cloud processes, then a report."""
+    from cloud.har_model import ModelConfig
     from device_sim.fleet import FleetConfig
 
     name = dataset or ("sp-sw-har" if data else "synthetic")
+    model = {"conv_filters": conv_filters, "dense_units": dense_units}
     try:
         ds = load_dataset(name, data, device, download, sha256, subjects=subjects, seed=seed)
+        ModelConfig(window_length=ds.spec.length, **model)
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     config = FleetConfig(rounds=rounds, devices_per_round=devices_per_round, local_epochs=local_epochs,
@@ -155,7 +172,7 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
                          new_users=new_users, new_user_executions=new_user_executions, dropout=dropout,
                          stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
-                         randomiser=randomiser, seed=seed)
+                         randomiser=randomiser, model=model, seed=seed)
     _run_fleet(ds, config, out, url)
 
 

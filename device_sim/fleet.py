@@ -52,7 +52,7 @@ class FleetConfig:
     join: dict = field(default_factory=dict)  # round -> devices joining before it
     faults: float = 0.0  # probability that a request fails or is sent twice
     randomiser: str = "short-exponent"
-    model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"conv2_filters": 128}
+    model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"conv_filters": (64, 128, 128)}
     engine: str = "encrypted"  # "plaintext": FedAvg in numpy; "tff": FedAvg in TensorFlow Federated
     seed: int = 0
 

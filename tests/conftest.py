@@ -17,11 +17,12 @@ def spswhar_path() -> Path:
     return SPSWHAR
 
 
-@pytest.fixture(scope="session")
-def model_config():
+@pytest.fixture(scope="session", params=[(32, 64), (16, 32, 64)], ids=["2conv", "3conv"])
+def model_config(request):
+    """The default model, and a deeper narrow one: the training signatures hold for any depth."""
     from cloud.har_model import ModelConfig
 
-    return ModelConfig()
+    return ModelConfig(conv_filters=request.param)
 
 
 @pytest.fixture(scope="session")
