@@ -48,6 +48,15 @@ class DeviceData:
     def executions(self) -> list[int]:
         return sorted(int(e) for e in np.unique(self.execution))
 
+    def at_label_change(self) -> np.ndarray:
+        """Mask of windows whose label differs from the previous or next window of the same execution."""
+        same_execution = self.execution[1:] == self.execution[:-1]
+        change = same_execution & (self.labels[1:] != self.labels[:-1])
+        mask = np.zeros(len(self), bool)
+        mask[1:] |= change
+        mask[:-1] |= change
+        return mask
+
 
 @dataclass
 class Dataset:

@@ -57,6 +57,15 @@ class FleetConfig:
     seed: int = 0
 
 
+def _scores(data: DeviceData, predicted: np.ndarray, num_classes: int) -> dict:
+    """Accuracy and macro-F1, and accuracy on the windows at a label change and elsewhere."""
+    change = data.at_label_change()
+    right = predicted == data.labels
+    return {**scores(data.labels, predicted, num_classes),
+            "accuracy_at_label_change": float(np.mean(right[change])) if change.any() else None,
+            "accuracy_elsewhere": float(np.mean(right[~change])) if (~change).any() else None}
+
+
 class FaultyTransport(HttpTransport):
     """Drops requests before they are sent, or sends them twice, with probability `faults` each."""
 
@@ -342,13 +351,14 @@ class Fleet:
                           lr=c.lr, momentum=c.momentum, seed=c.seed)
                 personal = self._evaluator(bundle, weights)
                 self._personalise(personal, p.train)
-                truth = p.test.labels
+                test = p.test
                 per_device[p.data.device_id] = {
-                    "subject": p.data.subject, "train_windows": len(p.train), "test_windows": len(p.test),
-                    "local_only": scores(truth, local.predict(p.test.windows), k),
-                    "global": scores(truth, global_model.predict(p.test.windows), k),
-                    "personalised": scores(truth, personal.predict(p.test.windows, "personal"), k),
-                    "centralised": scores(truth, central.predict(p.test.windows), k),
+                    "subject": p.data.subject, "train_windows": len(p.train), "test_windows": len(test),
+                    "at_label_change": round(float(np.mean(test.at_label_change())), 4),
+                    "local_only": _scores(test, local.predict(test.windows), k),
+                    "global": _scores(test, global_model.predict(test.windows), k),
+                    "personalised": _scores(test, personal.predict(test.windows, "personal"), k),
+                    "centralised": _scores(test, central.predict(test.windows), k),
                 }
                 bar.advance()
             newcomers = {}
@@ -370,7 +380,7 @@ class Fleet:
 
     def _summary(self, per_device: dict, newcomers: dict) -> dict:
         def mean(rows, kind, metric="accuracy"):
-            values = [r[kind][metric] for r in rows.values()]
+            values = [r[kind][metric] for r in rows.values() if r[kind][metric] is not None]
             return round(float(np.mean(values)), 4) if values else None
 
         kinds = ("local_only", "global", "personalised", "centralised")
@@ -379,6 +389,11 @@ class Fleet:
             "devices": len(self.participants), "new_user_subjects": self.new_user_subjects,
             "mean": {kind: mean(per_device, kind) for kind in kinds},
             "mean_macro_f1": {kind: mean(per_device, kind, "macro_f1") for kind in kinds},
+            "at_label_change": {
+                "share_of_test_windows": round(float(np.mean([r["at_label_change"] for r in per_device.values()])), 4),
+                "mean": {kind: mean(per_device, kind, "accuracy_at_label_change") for kind in kinds},
+                "mean_elsewhere": {kind: mean(per_device, kind, "accuracy_elsewhere") for kind in kinds},
+            },
             "new_users": {"global": mean(newcomers, "global"), "personalised": mean(newcomers, "personalised"),
                           "executions_used": self.config.new_user_executions, "per_device": newcomers},
             "seconds_per_round": round(float(np.mean([r["seconds"] for r in self.rounds])), 3) if self.rounds else None,

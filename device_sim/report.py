@@ -49,6 +49,10 @@ def _plot_devices(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _markdown(report: dict) -> str:
     mean, f1 = report["mean"], report["mean_macro_f1"]
     lines = [f"# FedWear fleet report: {report['dataset']}", "",
@@ -56,6 +60,12 @@ def _markdown(report: dict) -> str:
              f"new users: {', '.join(report['new_user_subjects']) or 'none'}.", "",
              "| model | mean accuracy | mean macro-F1 |", "|---|---|---|"]
     lines += [f"| {k.replace('_', '-')} | {mean[k]:.3f} | {f1[k]:.3f} |" for k in KINDS]
+    change = report["at_label_change"]
+    lines += ["", f"{change['share_of_test_windows']:.0%} of the test windows lie at a label change (their label "
+              "differs from the previous or next window's); accuracy there and elsewhere:", "",
+              "| model | at a label change | elsewhere |", "|---|---|---|"]
+    lines += [f"| {k.replace('_', '-')} | {_fmt(change['mean'][k])} | {_fmt(change['mean_elsewhere'][k])} |"
+              for k in KINDS]
     nu = report["new_users"]
     if nu["global"] is not None:
         lines += ["", f"New users (never trained on): global {nu['global']:.3f}, after personalising on "

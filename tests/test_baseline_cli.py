@@ -45,7 +45,8 @@ def test_missing_data_gives_a_clear_error(tmp_path):
 
 def test_fleet_run_command_ends_with_summary_and_report(tmp_path):
     proc = run_cli("run", "--dataset", "synthetic", "--subjects", "5", "--rounds", "2", "--local-epochs", "1",
-                   "--personal-epochs", "2", "--baseline-epochs", "2", "--new-users", "1", "--out", str(tmp_path))
+                   "--personal-epochs", "2", "--baseline-epochs", "2", "--new-users", "1",
+                   "--conv-filters", "16,16,16", "--dense-units", "16", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == f"report: {tmp_path / 'report.md'}"
@@ -55,8 +56,15 @@ def test_fleet_run_command_ends_with_summary_and_report(tmp_path):
         assert 0 <= report["mean"][key] <= 1
     assert report["new_users"]["global"] is not None and report["new_users"]["personalised"] is not None
     assert (tmp_path / "per_device.png").exists()
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert [t["name"] for t in manifest["shared"]["tensors"]][:6] == [
+        "conv1/kernel", "conv1/bias", "conv2/kernel", "conv2/bias", "conv3/kernel", "conv3/bias"]
 
 
-def test_fleet_run_rejects_bad_events():
+def test_fleet_run_rejects_bad_events_and_model_shapes():
     proc = run_cli("run", "--leave", "two:1")
     assert proc.returncode != 0 and "expected ROUND:COUNT" in proc.stderr
+    proc = run_cli("run", "--conv-filters", "64,0")
+    assert proc.returncode != 0 and "widths must be positive" in proc.stderr
+    proc = run_cli("run", "--conv-filters", ",".join(["8"] * 13))
+    assert proc.returncode != 0 and "leave no step" in proc.stderr and "Traceback" not in proc.stderr

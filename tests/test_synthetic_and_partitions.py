@@ -39,3 +39,13 @@ def test_subject_folds_are_disjoint_and_cover_everyone():
     assert len(held) == 3 and not set(train) & set(held)
     with pytest.raises(ValueError):
         partitions.subject_folds(subjects, 1)
+
+
+def test_windows_at_a_label_change_stay_within_one_execution():
+    from device_sim.dataset import DeviceData
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    execution = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1])  # 1 -> 2 crosses executions: not a change
+    device = DeviceData("d", "s", "watch", np.zeros((9, 50, 6)), labels, execution)
+    assert device.at_label_change().tolist() == [False, False, True, True, False, False, False, False, False]
+    assert not DeviceData("d", "s", "watch", np.zeros((0, 50, 6)), labels[:0], execution[:0]).at_label_change().any()
