@@ -1,7 +1,8 @@
 """The activity-recognition model: a small 1D CNN with shared and personal parts.
 
-Shared (federated): valid-padded Conv1D + ReLU layers (two by default,
-``conv_filters`` sets how many and how wide), global average pooling, a dense ReLU feature layer and the global classifier head.
+Shared (federated): valid-padded Conv1D + ReLU layers (two by default;
+``conv_filters`` sets how many and how wide), global average pooling, a dense
+ReLU feature layer and the global classifier head.
 Personal (never uploaded): a personal dense ReLU layer (the adapter) and a
 personal head on the frozen pooled convolutional features: the local copies of
 the top layers that FedHealth fine-tunes. They start equal to the shared dense
@@ -94,7 +95,7 @@ def build_keras_model(config: ModelConfig, seed: int = 0) -> tf.keras.Model:
     x = tf.keras.Input((config.window_length, config.channels), name="window")
     h = x
     for i, (name, filters) in enumerate(zip(config.conv_layers, config.conv_filters)):
-        seed_i = seed + i if i < 2 else seed + 2 + i  # conv1, conv2 keep the seeds they always had
+        seed_i = seed + i if i < 2 else seed + 2 + i  # seed + 2 and + 3 belong to the dense layer and the head
         h = tf.keras.layers.Conv1D(
             filters, config.kernel_size, activation="relu", name=name, kernel_initializer=init(seed_i)
         )(h)
