@@ -17,12 +17,11 @@ def spswhar_path() -> Path:
     return SPSWHAR
 
 
-@pytest.fixture(scope="session", params=[(32, 64), (16, 32, 64)], ids=["2conv", "3conv"])
-def model_config(request):
-    """The default model, and a deeper narrow one: the training signatures hold for any depth."""
+@pytest.fixture(scope="session")
+def model_config():
     from cloud.har_model import ModelConfig
 
-    return ModelConfig(conv_filters=request.param)
+    return ModelConfig()
 
 
 @pytest.fixture(scope="session")

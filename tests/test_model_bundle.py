@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cloud.har_model import keras_weights, set_keras_weights
+from cloud.bundle_export import export_bundle
+from cloud.har_model import ModelConfig, build_keras_model, keras_weights, set_keras_weights
 from sdk.bundle import BundleError, load_bundle
 from sdk.trainer import TFLiteTrainer
 
@@ -31,18 +32,28 @@ def keras_sgd_steps(model, layers, x, y, lr, momentum, head, steps):
     return float(loss)
 
 
+@pytest.fixture(scope="module", params=[(32, 64), (16, 32, 64)], ids=["2conv", "3conv"])
+def variant(request, tmp_path_factory, norm):
+    """(config, Keras model, bundle) for the default model and a deeper one: the steps hold for any depth."""
+    config = ModelConfig(conv_filters=request.param)
+    model = build_keras_model(config, seed=3)
+    out = tmp_path_factory.mktemp("bundle")
+    export_bundle(model, config, out, ["a", "b", "c", "d", "e"], *norm)
+    return config, model, out
+
+
 @pytest.fixture
-def fresh(keras_and_bundle, model_config):
-    """A Keras model and a TFLite trainer holding the same initial weights."""
-    model, bundle = keras_and_bundle
+def fresh(variant):
+    """A Keras model and a TFLite trainer holding the same initial weights, and their config."""
+    config, model, bundle = variant
     clone = tf.keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
-    return clone, TFLiteTrainer(bundle)
+    return clone, TFLiteTrainer(bundle), config
 
 
 @pytest.mark.parametrize("momentum, steps", [(0.0, 1), (0.9, 3)])
-def test_train_shared_matches_gradient_tape(fresh, model_config, norm, momentum, steps):
-    model, trainer = fresh
+def test_train_shared_matches_gradient_tape(fresh, norm, momentum, steps):
+    model, trainer, model_config = fresh
     x, y = batch(norm)
     for _ in range(steps):
         tfl_loss = trainer.train_step("shared", x, np.eye(5, dtype=np.float32)[y], 0.05, momentum)
@@ -75,8 +86,8 @@ def coral_reference(model, x, coral):
 
 
 @pytest.mark.parametrize("coral", [0.0, 30000.0])
-def test_train_personal_matches_gradient_tape_and_freezes_features(fresh, model_config, norm, coral):
-    model, trainer = fresh
+def test_train_personal_matches_gradient_tape_and_freezes_features(fresh, norm, coral):
+    model, trainer, model_config = fresh
     x, y = batch(norm, seed=1)
     shared_before = trainer.get_weights("shared")
     # move the adapter off the identity, so that the CORAL term has a gradient
@@ -104,15 +115,15 @@ def test_train_personal_matches_gradient_tape_and_freezes_features(fresh, model_
 
 
 def test_inference_matches_keras(fresh, norm):
-    model, trainer = fresh
+    model, trainer, _ = fresh
     x, _ = batch(norm, n=300, seed=2)
     global_logits, personal_logits = model((x - norm[0]) / norm[1])
     assert np.allclose(trainer.predict_proba(x), tf.nn.softmax(global_logits), atol=1e-5)
     assert np.allclose(trainer.predict_proba(x, "personal"), tf.nn.softmax(personal_logits), atol=1e-5)
 
 
-def test_weights_round_trip_and_reject_bad_vectors(fresh, model_config, tmp_path):
-    _, trainer = fresh
+def test_weights_round_trip_and_reject_bad_vectors(fresh, tmp_path):
+    _, trainer, model_config = fresh
     size = model_config.shared_layout.size
     new = np.random.default_rng(0).normal(size=size).astype(np.float32)
     trainer.set_weights(new)
