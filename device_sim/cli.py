@@ -106,7 +106,7 @@ def _widths(ctx, param, value: str) -> tuple[int, ...]:
     return widths
 
 
-def _run_fleet(ds, config, out: Path, url: str | None = None) -> None:
+def _run_fleet(ds, config, out: Path, url: str | None = None, training=None) -> None:
     from device_sim.fleet import Fleet
     from device_sim.local_cloud import CloudAdmin
     from device_sim.report import summary_lines, write_report
@@ -115,7 +115,8 @@ def _run_fleet(ds, config, out: Path, url: str | None = None) -> None:
         cloud = CloudAdmin(url, os.environ.get("FEDWEAR_ADMIN_TOKEN", "")) if url else None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    report = Fleet(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo, cloud=cloud).run()
+    report = Fleet(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo, cloud=cloud,
+                   training=training).run()
     path = write_report(report, out)
     click.echo("")
     for line in summary_lines(report):
@@ -148,6 +149,9 @@ def _run_fleet(ds, config, out: Path, url: str | None = None) -> None:
 @click.option("--conv-filters", default="32,64", show_default=True, callback=_widths,
               help="Widths of the convolutional layers, input side first (their count is the depth).")
 @click.option("--dense-units", default=64, show_default=True, help="Width of the dense feature layer.")
+@click.option("--train-overlap", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Cut the training recordings into windows overlapping by this fraction (e.g. 0.8); "
+              "test windows keep the dataset's 0.5.")
 @click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--url", default=None, help="A running aggregation service (admin token: FEDWEAR_ADMIN_TOKEN); "
@@ -155,7 +159,7 @@ def _run_fleet(ds, config, out: Path, url: str | None = None) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out/run"), show_default=True)
 def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
         baseline_epochs, lr, new_users, new_user_executions, dropout, stragglers, leave, join, faults,
-        round_timeout, engine, randomiser, conv_filters, dense_units, subjects, seed, url, out):
+        round_timeout, engine, randomiser, conv_filters, dense_units, train_overlap, subjects, seed, url, out):
     """A fleet of virtual devices trains under encryption against real cloud processes, then a report."""
     from cloud.har_model import ModelConfig
     from device_sim.fleet import FleetConfig
@@ -164,6 +168,9 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
     model = {"conv_filters": conv_filters, "dense_units": dense_units}
     try:
         ds = load_dataset(name, data, device, download, sha256, subjects=subjects, seed=seed)
+        training = None if train_overlap is None else load_dataset(
+            name, data, device, download, sha256, subjects=subjects, seed=seed, show_progress=False,
+            overlap=train_overlap)
         ModelConfig(window_length=ds.spec.length, **model)
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -173,7 +180,7 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
                          stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
                          randomiser=randomiser, model=model, seed=seed)
-    _run_fleet(ds, config, out, url)
+    _run_fleet(ds, config, out, url, training)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from device_sim import spswhar, synthetic, ucihar
@@ -20,16 +21,24 @@ def load_dataset(
     subjects: int = 8,
     seed: int = 0,
     show_progress: bool = True,
+    overlap: float | None = None,
 ) -> Dataset:
-    """Loads `name` from `path`, its environment variable or the cache (synthetic: generated)."""
+    """Loads `name` from `path`, its environment variable or the cache (synthetic: generated).
+
+    ``overlap`` cuts the recordings into windows overlapping by that fraction
+    instead of the dataset's own (sp-sw-har and synthetic: 0.5).
+    """
+    spec = spswhar.SPEC if overlap is None else replace(spswhar.SPEC, overlap=overlap)
     if name == "synthetic":
-        return synthetic.generate(subjects=subjects, seed=seed)
+        return synthetic.generate(subjects=subjects, seed=seed, spec=spec)
     if name == "sp-sw-har":
         root = locate(SOURCES[name], spswhar.data_root, path, download, sha256, show_progress)
-        return spswhar.load(root, device)
+        return spswhar.load(root, device, spec)
     if name == "uci-har":
         if device != "watch" and device != "waist":
             raise ValueError("uci-har has one device per subject (waist); leave --device out")
+        if overlap is not None:
+            raise ValueError("uci-har is published already windowed; its windows cannot be cut again")
         root = locate(SOURCES[name], ucihar.data_root, path, download, sha256, show_progress)
         return ucihar.load(root)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")

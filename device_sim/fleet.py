@@ -20,7 +20,7 @@ import numpy as np
 
 from device_sim.dataset import Dataset, DeviceData, normalisation, pooled
 from device_sim.local_cloud import CloudAdmin, LocalCloud
-from device_sim.partitions import new_users, within_subject
+from device_sim.partitions import new_users, same_executions, within_subject
 from device_sim.progress import Progress
 from sdk.client import FedWearClient, local_update, parse_deadline
 from sdk.metrics import scores
@@ -99,8 +99,13 @@ class Fleet:
     """One simulation run; `run()` returns the report dictionary."""
 
     def __init__(self, dataset: Dataset, config: FleetConfig, out_dir: Path, show_progress: bool = True,
-                 log=print, cloud: CloudAdmin | None = None) -> None:
+                 log=print, cloud: CloudAdmin | None = None, training: Dataset | None = None) -> None:
+        """``training``: the same recordings cut into denser windows for training; tests keep ``dataset``'s."""
         self.dataset, self.config, self.out = dataset, config, Path(out_dir)
+        self.training = training or dataset
+        if self.training.spec.length != dataset.spec.length or self.training.label_names != dataset.label_names:
+            raise ValueError("training windows must have the test windows' length and labels")
+        dense = {d.device_id: d for d in self.training.devices}
         self.show_progress, self.log = show_progress, log
         self.rng = np.random.default_rng(config.seed)
         subjects = dataset.subjects
@@ -109,8 +114,11 @@ class Fleet:
         self.participants = []
         for device in dataset.by_subject(train_subjects):
             train, test = within_subject(device)
-            self.participants.append(Participant(device, train, test))
-        self.newcomers = [Participant(d, *self._first_executions(d)) for d in dataset.by_subject(self.new_user_subjects)]
+            self.participants.append(Participant(device, same_executions(dense[device.device_id], train), test))
+        self.newcomers = []
+        for device in dataset.by_subject(self.new_user_subjects):
+            train, test = self._first_executions(device)
+            self.newcomers.append(Participant(device, same_executions(dense[device.device_id], train), test))
         join_total = sum(config.join.values())
         self.active = self.participants[: len(self.participants) - join_total]
         self.waiting = self.participants[len(self.participants) - join_total:]
@@ -386,6 +394,7 @@ class Fleet:
         kinds = ("local_only", "global", "personalised", "centralised")
         return {
             "dataset": self.dataset.name, "engine": self.config.engine, "config": asdict(self.config),
+            "window_overlap": {"training": self.training.spec.overlap, "test": self.dataset.spec.overlap},
             "devices": len(self.participants), "new_user_subjects": self.new_user_subjects,
             "mean": {kind: mean(per_device, kind) for kind in kinds},
             "mean_macro_f1": {kind: mean(per_device, kind, "macro_f1") for kind in kinds},

@@ -19,6 +19,16 @@ def within_subject(device: DeviceData, train_fraction: float = 0.6) -> tuple[Dev
     return device.select(train_mask), device.select(~train_mask)
 
 
+def same_executions(windows: DeviceData, like: DeviceData) -> DeviceData:
+    """The windows of `windows` cut from the executions that `like` holds (two windowings of one device)."""
+    if windows.device_id != like.device_id:
+        raise ValueError(f"windows of {windows.device_id} cannot stand in for {like.device_id}")
+    missing = set(like.executions) - set(windows.executions)
+    if missing:
+        raise ValueError(f"{windows.device_id}: executions {sorted(missing)} have no windows in the other windowing")
+    return windows.select(np.isin(windows.execution, like.executions))
+
+
 def subject_folds(subjects: list[str], folds: int, seed: int = 0) -> list[list[str]]:
     """Subjects dealt into `folds` disjoint held-out groups, shuffled by `seed`."""
     if not 2 <= folds <= len(subjects):

@@ -46,7 +46,7 @@ def test_missing_data_gives_a_clear_error(tmp_path):
 def test_fleet_run_command_ends_with_summary_and_report(tmp_path):
     proc = run_cli("run", "--dataset", "synthetic", "--subjects", "5", "--rounds", "2", "--local-epochs", "1",
                    "--personal-epochs", "2", "--baseline-epochs", "2", "--new-users", "1",
-                   "--conv-filters", "16,16,16", "--dense-units", "16", "--out", str(tmp_path))
+                   "--conv-filters", "16,16,16", "--dense-units", "16", "--train-overlap", "0.8", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[-1] == f"report: {tmp_path / 'report.md'}"
@@ -55,6 +55,8 @@ def test_fleet_run_command_ends_with_summary_and_report(tmp_path):
     for key in ("local_only", "global", "personalised", "centralised"):
         assert 0 <= report["mean"][key] <= 1
     assert report["new_users"]["global"] is not None and report["new_users"]["personalised"] is not None
+    assert report["window_overlap"] == {"training": 0.8, "test": 0.5}
+    assert all(row["train_windows"] > 2 * row["test_windows"] for row in report["per_device"].values())
     assert (tmp_path / "per_device.png").exists()
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     assert [t["name"] for t in manifest["shared"]["tensors"]][:6] == [

@@ -49,3 +49,19 @@ def test_windows_at_a_label_change_stay_within_one_execution():
     device = DeviceData("d", "s", "watch", np.zeros((9, 50, 6)), labels, execution)
     assert device.at_label_change().tolist() == [False, False, True, True, False, False, False, False, False]
     assert not DeviceData("d", "s", "watch", np.zeros((0, 50, 6)), labels[:0], execution[:0]).at_label_change().any()
+
+
+def test_denser_training_windows_come_from_the_same_executions():
+    from device_sim.datasets import load_dataset
+
+    standard = load_dataset("synthetic", subjects=2, seed=4)
+    dense = load_dataset("synthetic", subjects=2, seed=4, overlap=0.8)
+    assert dense.spec.overlap == 0.8 and dense.spec.length == standard.spec.length
+    device, dense_device = standard.devices[0], dense.devices[0]
+    train, test = partitions.within_subject(device)
+    dense_train = partitions.same_executions(dense_device, train)
+    assert dense_train.executions == train.executions
+    assert 2 * len(train) < len(dense_train) < 3 * len(train)  # hop 10 instead of 25 samples
+    assert not set(dense_train.executions) & set(test.executions)
+    with pytest.raises(ValueError, match="cannot stand in"):
+        partitions.same_executions(dense.devices[1], train)
