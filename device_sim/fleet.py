@@ -105,7 +105,7 @@ class Fleet:
         self.training = training or dataset
         if self.training.spec.length != dataset.spec.length or self.training.label_names != dataset.label_names:
             raise ValueError("training windows must have the test windows' length and labels")
-        dense = {d.device_id: d for d in self.training.devices}
+        training_devices = {d.device_id: d for d in self.training.devices}
         self.show_progress, self.log = show_progress, log
         self.rng = np.random.default_rng(config.seed)
         subjects = dataset.subjects
@@ -114,11 +114,11 @@ class Fleet:
         self.participants = []
         for device in dataset.by_subject(train_subjects):
             train, test = within_subject(device)
-            self.participants.append(Participant(device, same_executions(dense[device.device_id], train), test))
+            self.participants.append(Participant(device, same_executions(training_devices[device.device_id], train), test))
         self.newcomers = []
         for device in dataset.by_subject(self.new_user_subjects):
             train, test = self._first_executions(device)
-            self.newcomers.append(Participant(device, same_executions(dense[device.device_id], train), test))
+            self.newcomers.append(Participant(device, same_executions(training_devices[device.device_id], train), test))
         join_total = sum(config.join.values())
         self.active = self.participants[: len(self.participants) - join_total]
         self.waiting = self.participants[len(self.participants) - join_total:]
