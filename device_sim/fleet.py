@@ -114,11 +114,13 @@ class Fleet:
         self.participants = []
         for device in dataset.by_subject(train_subjects):
             train, test = within_subject(device)
-            self.participants.append(Participant(device, same_executions(training_devices[device.device_id], train), test))
+            train = same_executions(training_devices[device.device_id], train)
+            self.participants.append(Participant(device, train, test))
         self.newcomers = []
         for device in dataset.by_subject(self.new_user_subjects):
             train, test = self._first_executions(device)
-            self.newcomers.append(Participant(device, same_executions(training_devices[device.device_id], train), test))
+            train = same_executions(training_devices[device.device_id], train)
+            self.newcomers.append(Participant(device, train, test))
         join_total = sum(config.join.values())
         self.active = self.participants[: len(self.participants) - join_total]
         self.waiting = self.participants[len(self.participants) - join_total:]
