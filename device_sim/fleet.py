@@ -23,6 +23,7 @@ from device_sim.local_cloud import CloudAdmin, LocalCloud
 from device_sim.partitions import new_users, same_executions, within_subject
 from device_sim.progress import Progress
 from sdk.client import FedWearClient, local_update, parse_deadline
+from sdk.crypto.params import CryptoParams
 from sdk.metrics import scores
 from sdk.personalisation import personalise
 from sdk.trainer import TFLiteTrainer
@@ -57,9 +58,8 @@ class FleetConfig:
     seed: int = 0
 
 
-def _scores(data: DeviceData, predicted: np.ndarray, num_classes: int) -> dict:
-    """Accuracy and macro-F1, and accuracy on the windows at a label change and elsewhere."""
-    change = data.at_label_change()
+def _scores(data: DeviceData, change: np.ndarray, predicted: np.ndarray, num_classes: int) -> dict:
+    """Accuracy and macro-F1, and accuracy on the windows at a label change (mask `change`) and elsewhere."""
     right = predicted == data.labels
     return {**scores(data.labels, predicted, num_classes),
             "accuracy_at_label_change": float(np.mean(right[change])) if change.any() else None,
@@ -139,8 +139,8 @@ class Fleet:
 
         x, _ = pooled([p.train for p in self.participants])
         mean, std = normalisation(x)
-        config = ModelConfig(window_length=self.dataset.spec.length, num_classes=len(self.dataset.label_names),
-                             **self.config.model)
+        config = self.model_config = ModelConfig(window_length=self.dataset.spec.length,
+                                                 num_classes=len(self.dataset.label_names), **self.config.model)
         bundle = self.out / "bundle"
         export_bundle(build_keras_model(config, seed=self.config.seed), config, bundle,
                       list(self.dataset.label_names), mean, std)
@@ -155,7 +155,7 @@ class Fleet:
             "on_deadline": "extend", "max_extensions": 5,
             "hyperparameters": {"epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
                                 "momentum": c.momentum, "personal_epochs": c.personal_epochs},
-            "crypto": {"max_contributors": max(c.min_devices, per_round, 2), "max_weight": 1000,
+            "crypto": {"max_contributors": max(c.min_devices, per_round, 2), "max_weight": CryptoParams.max_weight,
                        "randomiser": c.randomiser},
         }
 
@@ -257,7 +257,7 @@ class Fleet:
         for p in on_time:
             trainer.set_weights(weights, "shared")
             deltas.append(local_update(trainer, p.train.windows, p.train.labels, hp, self.config.seed * 1000 + number))
-            sizes.append(min(max(1, len(p.train)), 1000))
+            sizes.append(CryptoParams().weight_of(len(p.train)))
         mean = sum(w * d.astype(np.float64) for w, d in zip(sizes, deltas)) / sum(sizes)
         record = {"round": number, "model_version": number, "seconds": round(time.perf_counter() - started, 2),
                   "participants": [p.data.device_id for p in on_time], "dropped": [p.data.device_id for p in dropped],
@@ -298,8 +298,7 @@ class Fleet:
         manifest = evaluator.manifest
         settings = {"rounds": c.rounds, "epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
                     "momentum": c.momentum, "seed": c.seed, "clients": len(self.active),
-                    "model": {"window_length": manifest.window_length, "num_classes": manifest.num_classes,
-                              **c.model}}
+                    "model": asdict(self.model_config)}
         result = run_rounds(initial, [(p.train.windows, p.train.labels) for p in self.active],
                             manifest.norm_mean, manifest.norm_std, settings, self.out / "tff")
         weights = initial
@@ -361,14 +360,14 @@ class Fleet:
                           lr=c.lr, momentum=c.momentum, seed=c.seed)
                 personal = self._evaluator(bundle, weights)
                 self._personalise(personal, p.train)
-                test = p.test
+                test, change = p.test, p.test.at_label_change()
                 per_device[p.data.device_id] = {
                     "subject": p.data.subject, "train_windows": len(p.train), "test_windows": len(test),
-                    "at_label_change": round(float(np.mean(test.at_label_change())), 4),
-                    "local_only": _scores(test, local.predict(test.windows), k),
-                    "global": _scores(test, global_model.predict(test.windows), k),
-                    "personalised": _scores(test, personal.predict(test.windows, "personal"), k),
-                    "centralised": _scores(test, central.predict(test.windows), k),
+                    "at_label_change": round(float(np.mean(change)), 4),
+                    "local_only": _scores(test, change, local.predict(test.windows), k),
+                    "global": _scores(test, change, global_model.predict(test.windows), k),
+                    "personalised": _scores(test, change, personal.predict(test.windows, "personal"), k),
+                    "centralised": _scores(test, change, central.predict(test.windows), k),
                 }
                 bar.advance()
             newcomers = {}

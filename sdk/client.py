@@ -210,8 +210,7 @@ class FedWearClient:
             outcome.train_s = time.perf_counter() - start
             start = time.perf_counter()
             encoder = self._encoder(plan)
-            weight = int(min(max(1, len(labels)), encoder.params.max_weight))
-            encoded = encoder.encode(delta, weight)
+            encoded = encoder.encode(delta, encoder.params.weight_of(len(labels)))
             outcome.crypto_s = time.perf_counter() - start
             outcome.clipped_fraction = encoded.clipped_fraction
             write_atomically(payload_file, encoded.payload)

@@ -274,3 +274,8 @@ def test_default_layout_packs_78_values_per_plaintext():
     assert (params.slot_bits, params.slots_per_plaintext) == (26, 78)
     slots = np.random.default_rng(0).integers(0, 1 << 26, 200).astype(np.uint64)
     assert unpack(pack(slots, params), 200, params).tolist() == slots.tolist()
+
+
+def test_a_contributions_weight_is_its_sample_count_within_bounds():
+    params = CryptoParams(max_weight=100)
+    assert [params.weight_of(n) for n in (0, 1, 37, 100, 5000)] == [1, 1, 37, 100, 100]

@@ -43,6 +43,10 @@ class CryptoParams:
         if self.randomiser not in RANDOMISERS:
             raise CodecError(f"randomiser must be one of {RANDOMISERS}, got {self.randomiser!r}")
 
+    def weight_of(self, samples: int) -> int:
+        """A contribution's weight: its number of samples, at least 1 and at most max_weight."""
+        return int(min(max(1, samples), self.max_weight))
+
     @property
     def levels(self) -> int:
         """Largest quantised value: 2^quant_bits - 1."""
