@@ -10,6 +10,9 @@ import numpy as np
 from sdk.windowing import Windows, WindowSpec
 
 
+NEAR_TIE_SHARE = 0.6  # below this share of a window's samples, its majority label is a near tie
+
+
 class DataError(ValueError):
     """A dataset file is missing, malformed or inconsistent; the message names it."""
 
@@ -19,7 +22,9 @@ class DeviceData:
     """The labelled windows of one device (one subject wearing one sensor).
 
     ``execution`` gives, per window, the chronological index of the recording
-    session it came from; within-subject splits cut along it.
+    session it came from; within-subject splits cut along it. ``label_share``
+    gives, per window, the share of its samples that carry its label (None
+    for datasets published already windowed).
     """
 
     device_id: str
@@ -29,6 +34,7 @@ class DeviceData:
     labels: np.ndarray
     execution: np.ndarray
     metadata: dict = field(default_factory=dict)
+    label_share: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -42,6 +48,7 @@ class DeviceData:
             self.labels[mask],
             self.execution[mask],
             self.metadata,
+            None if self.label_share is None else self.label_share[mask],
         )
 
     @property
@@ -56,6 +63,10 @@ class DeviceData:
         mask[1:] |= change
         mask[:-1] |= change
         return mask
+
+    def near_tie(self) -> np.ndarray | None:
+        """Mask of windows whose label covers less than NEAR_TIE_SHARE of their samples (None if unknown)."""
+        return None if self.label_share is None else self.label_share < NEAR_TIE_SHARE
 
 
 @dataclass
@@ -95,6 +106,7 @@ def device_from_executions(
         np.concatenate([w.labels for w in parts]),
         np.concatenate([np.full(len(w), i) for i, w in enumerate(parts)]),
         metadata or {},
+        np.concatenate([w.label_share for w in parts]),
     )
 
 

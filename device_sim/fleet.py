@@ -58,12 +58,29 @@ class FleetConfig:
     seed: int = 0
 
 
-def _scores(data: DeviceData, change: np.ndarray, predicted: np.ndarray, num_classes: int) -> dict:
-    """Accuracy and macro-F1, and accuracy on the windows at a label change (mask `change`) and elsewhere."""
+def _rounded_mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(float(np.mean(known)), 4) if known else None
+
+
+def _window_subsets(test: DeviceData) -> dict[str, np.ndarray]:
+    """Masks of the test windows scored apart: at a label change, and near ties when label shares are known."""
+    subsets = {"at_label_change": test.at_label_change()}
+    near_tie = test.near_tie()
+    if near_tie is not None:
+        subsets["near_tie"] = near_tie
+    return subsets
+
+
+def _scores(data: DeviceData, subsets: dict[str, np.ndarray], predicted: np.ndarray, num_classes: int) -> dict:
+    """Accuracy and macro-F1, and accuracy inside and outside each subset of the windows."""
     right = predicted == data.labels
+
+    def accuracy(mask: np.ndarray) -> float | None:
+        return float(np.mean(right[mask])) if mask.any() else None
+
     return {**scores(data.labels, predicted, num_classes),
-            "accuracy_at_label_change": float(np.mean(right[change])) if change.any() else None,
-            "accuracy_elsewhere": float(np.mean(right[~change])) if (~change).any() else None}
+            "subsets": {name: {"inside": accuracy(m), "outside": accuracy(~m)} for name, m in subsets.items()}}
 
 
 class FaultyTransport(HttpTransport):
@@ -360,14 +377,14 @@ class Fleet:
                           lr=c.lr, momentum=c.momentum, seed=c.seed)
                 personal = self._evaluator(bundle, weights)
                 self._personalise(personal, p.train)
-                test, change = p.test, p.test.at_label_change()
+                test, subsets = p.test, _window_subsets(p.test)
                 per_device[p.data.device_id] = {
                     "subject": p.data.subject, "train_windows": len(p.train), "test_windows": len(test),
-                    "at_label_change": round(float(np.mean(change)), 4),
-                    "local_only": _scores(test, change, local.predict(test.windows), k),
-                    "global": _scores(test, change, global_model.predict(test.windows), k),
-                    "personalised": _scores(test, change, personal.predict(test.windows, "personal"), k),
-                    "centralised": _scores(test, change, central.predict(test.windows), k),
+                    "subset_share": {name: round(float(np.mean(m)), 4) for name, m in subsets.items()},
+                    "local_only": _scores(test, subsets, local.predict(test.windows), k),
+                    "global": _scores(test, subsets, global_model.predict(test.windows), k),
+                    "personalised": _scores(test, subsets, personal.predict(test.windows, "personal"), k),
+                    "centralised": _scores(test, subsets, central.predict(test.windows), k),
                 }
                 bar.advance()
             newcomers = {}
@@ -389,8 +406,12 @@ class Fleet:
 
     def _summary(self, per_device: dict, newcomers: dict) -> dict:
         def mean(rows, kind, metric="accuracy"):
-            values = [r[kind][metric] for r in rows.values() if r[kind][metric] is not None]
-            return round(float(np.mean(values)), 4) if values else None
+            return _rounded_mean([r[kind][metric] for r in rows.values()])
+
+        def subset_mean(name, kind, side):
+            return _rounded_mean([r[kind]["subsets"][name][side] for r in per_device.values()])
+
+        names = next(iter(per_device.values()))["subset_share"] if per_device else {}
 
         kinds = ("local_only", "global", "personalised", "centralised")
         return {
@@ -399,11 +420,11 @@ class Fleet:
             "devices": len(self.participants), "new_user_subjects": self.new_user_subjects,
             "mean": {kind: mean(per_device, kind) for kind in kinds},
             "mean_macro_f1": {kind: mean(per_device, kind, "macro_f1") for kind in kinds},
-            "at_label_change": {
-                "share_of_test_windows": round(float(np.mean([r["at_label_change"] for r in per_device.values()])), 4),
-                "mean": {kind: mean(per_device, kind, "accuracy_at_label_change") for kind in kinds},
-                "mean_elsewhere": {kind: mean(per_device, kind, "accuracy_elsewhere") for kind in kinds},
-            },
+            "subsets": {name: {
+                "share_of_test_windows": _rounded_mean([r["subset_share"][name] for r in per_device.values()]),
+                "mean": {kind: subset_mean(name, kind, "inside") for kind in kinds},
+                "mean_elsewhere": {kind: subset_mean(name, kind, "outside") for kind in kinds},
+            } for name in names},
             "new_users": {"global": mean(newcomers, "global"), "personalised": mean(newcomers, "personalised"),
                           "executions_used": self.config.new_user_executions, "per_device": newcomers},
             "seconds_per_round": round(float(np.mean([r["seconds"] for r in self.rounds])), 3) if self.rounds else None,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import matplotlib
 
+from device_sim.dataset import NEAR_TIE_SHARE
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -49,6 +51,12 @@ def _plot_devices(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+SUBSETS = {
+    "at_label_change": "at a label change (their label differs from the previous or next window's)",
+    "near_tie": f"near ties (their label covers under {NEAR_TIE_SHARE:.0%} of their samples)",
+}
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -60,12 +68,11 @@ def _markdown(report: dict) -> str:
              f"new users: {', '.join(report['new_user_subjects']) or 'none'}.", "",
              "| model | mean accuracy | mean macro-F1 |", "|---|---|---|"]
     lines += [f"| {k.replace('_', '-')} | {mean[k]:.3f} | {f1[k]:.3f} |" for k in KINDS]
-    change = report["at_label_change"]
-    lines += ["", f"{change['share_of_test_windows']:.0%} of the test windows lie at a label change (their label "
-              "differs from the previous or next window's); accuracy there and elsewhere:", "",
-              "| model | at a label change | elsewhere |", "|---|---|---|"]
-    lines += [f"| {k.replace('_', '-')} | {_fmt(change['mean'][k])} | {_fmt(change['mean_elsewhere'][k])} |"
-              for k in KINDS]
+    for name, subset in report["subsets"].items():
+        lines += ["", f"{subset['share_of_test_windows']:.0%} of the test windows are {SUBSETS[name]}; accuracy "
+                  "on them and on the rest:", "", "| model | on them | on the rest |", "|---|---|---|"]
+        lines += [f"| {k.replace('_', '-')} | {_fmt(subset['mean'][k])} | {_fmt(subset['mean_elsewhere'][k])} |"
+                  for k in KINDS]
     nu = report["new_users"]
     if nu["global"] is not None:
         lines += ["", f"New users (never trained on): global {nu['global']:.3f}, after personalising on "

@@ -4,7 +4,8 @@ A stream of (timestamp, 6 channels, optional label) samples is cleaned
 (samples that share a timestamp are averaged), split where consecutive
 samples are further apart than ``max_gap_s``, resampled onto a regular grid
 by linear interpolation, and cut into windows with 50% overlap whose label
-is the majority label of their samples.
+is the majority label of their samples (``label_share`` keeps the share of
+the window's labelled samples that carry it).
 
 Batch use is one ``push`` followed by ``flush``; feeding the same samples in
 any number of chunks gives identical windows.
@@ -47,11 +48,16 @@ class WindowSpec:
 
 @dataclass
 class Windows:
-    """Windows of shape (n, length, 6), labels (n,) and start times (n,)."""
+    """Windows of shape (n, length, 6), labels (n,), start times (n,) and label shares (n,).
+
+    ``label_share`` is the share of a window's labelled samples that carry its
+    label (1.0 for a window of one activity; NaN when it has no label).
+    """
 
     data: np.ndarray
     labels: np.ndarray
     start_s: np.ndarray
+    label_share: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -61,6 +67,7 @@ class Windows:
         return Windows(
             np.zeros((0, spec.length, len(CHANNELS)), np.float32),
             np.zeros(0, np.int64),
+            np.zeros(0, np.float64),
             np.zeros(0, np.float64),
         )
 
@@ -73,6 +80,7 @@ class Windows:
             np.concatenate([p.data for p in parts]),
             np.concatenate([p.labels for p in parts]),
             np.concatenate([p.start_s for p in parts]),
+            np.concatenate([p.label_share for p in parts]),
         )
 
 
@@ -82,6 +90,14 @@ def majority_label(labels: np.ndarray) -> int:
     if known.size == 0:
         return NO_LABEL
     return int(np.argmax(np.bincount(known)))
+
+
+def majority_share(labels: np.ndarray) -> float:
+    """Share of the known labels that are the majority label; NaN when none is known."""
+    known = labels[labels != NO_LABEL]
+    if known.size == 0:
+        return float("nan")
+    return float(np.bincount(known).max() / known.size)
 
 
 class StreamWindower:
@@ -224,12 +240,13 @@ class StreamWindower:
         starts = np.arange(n) * spec.hop
         data = np.stack([rows[s : s + spec.length] for s in starts]).astype(np.float32)
         win_labels = np.array([majority_label(labels[s : s + spec.length]) for s in starts])
+        shares = np.array([majority_share(labels[s : s + spec.length]) for s in starts])
         start_s = self._t0 + (self._row_start_k + starts) / spec.rate_hz
         consumed = n * spec.hop
         self._rows = self._rows[consumed:]
         self._row_labels = self._row_labels[consumed:]
         self._row_start_k += consumed
-        return Windows(data, win_labels, start_s)
+        return Windows(data, win_labels, start_s, shares)
 
 
 def make_windows(timestamps, values, labels=None, spec: WindowSpec | None = None) -> Windows:

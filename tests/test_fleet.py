@@ -24,13 +24,16 @@ def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
     assert accuracies[-1] > accuracies[0]
     assert report["mean"]["personalised"] >= report["mean"]["global"]
     assert all(sum(r["bytes_up"].values()) > 0 for r in report["rounds"])
-    for row in report["per_device"].values():  # accuracy splits into windows at a label change and the rest
-        share, s = row["at_label_change"], row["personalised"]
-        assert 0 < share < 1
-        split = share * s["accuracy_at_label_change"] + (1 - share) * s["accuracy_elsewhere"]
-        assert split == pytest.approx(s["accuracy"], abs=1e-3)
+    assert set(report["subsets"]) == {"at_label_change", "near_tie"}
+    for row in report["per_device"].values():  # accuracy splits into each subset of windows and the rest
+        s = row["personalised"]
+        for name, share in row["subset_share"].items():
+            assert 0 < share < 1
+            split = share * s["subsets"][name]["inside"] + (1 - share) * s["subsets"][name]["outside"]
+            assert split == pytest.approx(s["accuracy"], abs=1e-3)
     path = write_report(report, tmp_path / "report")
-    assert "| personalised |" in path.read_text() and "at a label change" in path.read_text()
+    text = path.read_text()
+    assert "| personalised |" in text and "at a label change" in text and "near ties" in text
     assert (tmp_path / "report" / "accuracy_per_round.png").stat().st_size > 1000
 
 

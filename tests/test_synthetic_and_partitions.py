@@ -51,6 +51,16 @@ def test_windows_at_a_label_change_stay_within_one_execution():
     assert not DeviceData("d", "s", "watch", np.zeros((0, 50, 6)), labels[:0], execution[:0]).at_label_change().any()
 
 
+def test_near_ties_follow_the_label_share_and_survive_selection():
+    from device_sim.dataset import DeviceData
+
+    share = np.array([1.0, 0.52, 0.6, 0.58, 1.0])
+    device = DeviceData("d", "s", "watch", np.zeros((5, 50, 6)), np.zeros(5, int), np.zeros(5, int), {}, share)
+    assert device.near_tie().tolist() == [False, True, False, True, False]
+    assert device.select(np.array([False, True, True, False, False])).near_tie().tolist() == [True, False]
+    assert DeviceData("d", "s", "watch", np.zeros((5, 50, 6)), np.zeros(5, int), np.zeros(5, int)).near_tie() is None
+
+
 def test_denser_training_windows_come_from_the_same_executions():
     from device_sim.datasets import load_dataset
 
