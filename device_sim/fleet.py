@@ -422,8 +422,8 @@ class Fleet:
             "mean_macro_f1": {kind: mean(per_device, kind, "macro_f1") for kind in kinds},
             "subsets": {name: {
                 "share_of_test_windows": _rounded_mean([r["subset_share"][name] for r in per_device.values()]),
-                "mean": {kind: subset_mean(name, kind, "inside") for kind in kinds},
-                "mean_elsewhere": {kind: subset_mean(name, kind, "outside") for kind in kinds},
+                "inside": {kind: subset_mean(name, kind, "inside") for kind in kinds},
+                "outside": {kind: subset_mean(name, kind, "outside") for kind in kinds},
             } for name in names},
             "new_users": {"global": mean(newcomers, "global"), "personalised": mean(newcomers, "personalised"),
                           "executions_used": self.config.new_user_executions, "per_device": newcomers},

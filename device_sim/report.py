@@ -71,7 +71,7 @@ def _markdown(report: dict) -> str:
     for name, subset in report["subsets"].items():
         lines += ["", f"{subset['share_of_test_windows']:.0%} of the test windows are {SUBSETS[name]}; accuracy "
                   "on them and on the rest:", "", "| model | on them | on the rest |", "|---|---|---|"]
-        lines += [f"| {k.replace('_', '-')} | {_fmt(subset['mean'][k])} | {_fmt(subset['mean_elsewhere'][k])} |"
+        lines += [f"| {k.replace('_', '-')} | {_fmt(subset['inside'][k])} | {_fmt(subset['outside'][k])} |"
                   for k in KINDS]
     nu = report["new_users"]
     if nu["global"] is not None:

@@ -25,6 +25,7 @@ def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
     assert report["mean"]["personalised"] >= report["mean"]["global"]
     assert all(sum(r["bytes_up"].values()) > 0 for r in report["rounds"])
     assert set(report["subsets"]) == {"at_label_change", "near_tie"}
+    assert all(0 <= subset["inside"]["personalised"] <= 1 for subset in report["subsets"].values())
     for row in report["per_device"].values():  # accuracy splits into each subset of windows and the rest
         s = row["personalised"]
         for name, share in row["subset_share"].items():
