@@ -84,20 +84,17 @@ class Windows:
         )
 
 
-def majority_label(labels: np.ndarray) -> int:
-    """Most frequent label, the smallest on a tie; NO_LABEL when none is known."""
+def majority_label(labels: np.ndarray) -> tuple[int, float]:
+    """Most frequent label (the smallest on a tie) and its share of the known labels.
+
+    (NO_LABEL, NaN) when no label is known.
+    """
     known = labels[labels != NO_LABEL]
     if known.size == 0:
-        return NO_LABEL
-    return int(np.argmax(np.bincount(known)))
-
-
-def majority_share(labels: np.ndarray) -> float:
-    """Share of the known labels that are the majority label; NaN when none is known."""
-    known = labels[labels != NO_LABEL]
-    if known.size == 0:
-        return float("nan")
-    return float(np.bincount(known).max() / known.size)
+        return NO_LABEL, float("nan")
+    counts = np.bincount(known)
+    label = int(np.argmax(counts))
+    return label, float(counts[label] / known.size)
 
 
 class StreamWindower:
@@ -239,8 +236,9 @@ class StreamWindower:
         labels = np.asarray(self._row_labels, dtype=np.int64)
         starts = np.arange(n) * spec.hop
         data = np.stack([rows[s : s + spec.length] for s in starts]).astype(np.float32)
-        win_labels = np.array([majority_label(labels[s : s + spec.length]) for s in starts])
-        shares = np.array([majority_share(labels[s : s + spec.length]) for s in starts])
+        majorities = [majority_label(labels[s : s + spec.length]) for s in starts]
+        win_labels = np.array([label for label, _ in majorities], np.int64)
+        shares = np.array([share for _, share in majorities])
         start_s = self._t0 + (self._row_start_k + starts) / spec.rate_hz
         consumed = n * spec.hop
         self._rows = self._rows[consumed:]
