@@ -102,14 +102,14 @@ def ours(params, public, private, randomiser, values: int, rng) -> dict:
     updates = [rng.normal(0, 0.1, values).astype(np.float32) for _ in range(CONTRIBUTIONS)]
     enc_times, payloads = [], []
     for u in updates:
-        seconds, encoded = timed(lambda u=u: encoder.encode(u, 100))
+        seconds, encoded = timed(lambda u=u: encoder.encode(u, 100, round_id=1))
         enc_times.append(seconds)
         payloads.append(encoded.payload)
-    total = EncryptedSum(params, public, values)
+    total = EncryptedSum(params, public, values, round_id=1)
     agg_times = [timed(lambda p=p: total.add(p))[0] for p in payloads]
     aggregate = total.to_bytes()
     decryptor = AggregateDecryptor(params, private)
-    dec_s, result = timed(lambda: decryptor.decrypt(aggregate, 2, values))
+    dec_s, result = timed(lambda: decryptor.decrypt(aggregate, 2, values, round_id=1))
     want = sum(u.astype(np.float64) for u in updates) / CONTRIBUTIONS
     return {  # fastest of the contributions: noise only slows things down
         "encode_s": float(np.min(enc_times)),

@@ -81,10 +81,10 @@ def main(devices: int, params: int, database_url: str | None, timeout: float, as
             updates = [rng.normal(0, 0.05, values).astype(np.float32) for _ in range(devices)]
             weights = [int(w) for w in rng.integers(50, 1001, devices)]
             started = time.perf_counter()
-            payloads = [UpdateEncoder(codec_params, public, fast, seed=i).encode(u, w).payload
+            round_id = plan["round"]["id"]
+            payloads = [UpdateEncoder(codec_params, public, fast, seed=i).encode(u, w, round_id=round_id).payload
                         for i, (u, w) in enumerate(zip(updates, weights))]
             encrypt_s = time.perf_counter() - started
-            round_id = plan["round"]["id"]
 
             def upload(i: int):
                 t0 = time.perf_counter()

@@ -103,7 +103,7 @@ class Contribution(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
-    payload_sha256: Mapped[str] = mapped_column(String(64))
+    payload_sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict] = mapped_column(JSON)
     accepted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

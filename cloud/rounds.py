@@ -21,7 +21,7 @@ from cloud.api.errors import ApiError
 from cloud.db import Contribution, Device, Job, ModelVersion, Round, utcnow
 from cloud.store import FileStore
 from sdk.crypto.codec import EncryptedSum
-from sdk.crypto.errors import CodecError
+from sdk.crypto.errors import DuplicatePayloadError, PayloadError
 from sdk.crypto.keys import PublicKey
 from sdk.crypto.params import CryptoParams
 
@@ -50,6 +50,15 @@ def current_round(session: Session, job: Job) -> Round | None:
     ).first()
 
 
+def round_not_found(round_id: int) -> ApiError:
+    """The one answer for a round that does not exist and for a round of another job."""
+    return ApiError(404, "round_not_found", f"round {round_id} is not a round of this device's job")
+
+
+def _refusal(exc: PayloadError) -> ApiError:
+    return ApiError(exc.status, exc.code, str(exc))
+
+
 def accept_update(session: Session, store: FileStore, device: Device, round_id: int,
                   payload: bytes) -> tuple[dict, bool]:
     """Adds one device's payload to a round; returns (answer, replayed).
@@ -58,10 +67,8 @@ def accept_update(session: Session, store: FileStore, device: Device, round_id: 
     same round is a conflict. Nothing changes unless every check passes.
     """
     round_ = session.scalars(select(Round).where(Round.id == round_id).with_for_update()).first()
-    if round_ is None:
-        raise ApiError(404, "round_not_found", f"round {round_id} does not exist")
-    if round_.job_id != device.job_id:
-        raise ApiError(403, "wrong_job", f"round {round_id} belongs to another job than this device's")
+    if round_ is None or round_.job_id != device.job_id:
+        raise round_not_found(round_id)
     digest = hashlib.sha256(payload).hexdigest()
     previous = session.scalars(
         select(Contribution).where(Contribution.round_id == round_id, Contribution.device_id == device.id)
@@ -71,6 +78,12 @@ def accept_update(session: Session, store: FileStore, device: Device, round_id: 
             return previous.response, True
         raise ApiError(409, "already_contributed",
                        f"this device already sent a different update for round {round_id}")
+    seen = session.scalars(
+        select(Contribution.id).join(Round, Round.id == Contribution.round_id)
+        .where(Round.job_id == round_.job_id, Contribution.payload_sha256 == digest).limit(1)
+    ).first()
+    if seen is not None:
+        raise _refusal(DuplicatePayloadError("these payload bytes were already accepted from another device"))
     if round_.status != "open":
         raise ApiError(409, "round_closed", f"round {round_id} is {round_.status}, no longer accepting updates")
     if utcnow() > round_.deadline:
@@ -80,13 +93,13 @@ def accept_update(session: Session, store: FileStore, device: Device, round_id: 
     public = PublicKey.from_json(job.public_key)
     if round_.sum_file:
         data = store.sum_file(job.id, round_.id, round_.sum_file).read_bytes()
-        running = EncryptedSum.from_bytes(data, params, public, job.shared_values)
+        running = EncryptedSum.from_bytes(data, params, public, job.shared_values, round_.id)
     else:
-        running = EncryptedSum(params, public, job.shared_values)
+        running = EncryptedSum(params, public, job.shared_values, round_.id)
     try:
         running.add(payload)
-    except CodecError as exc:
-        raise ApiError(400, "bad_payload", str(exc)) from exc
+    except PayloadError as exc:
+        raise _refusal(exc) from exc
     name = f"sum-{running.contributors}-{digest[:12]}.bin"
     store.write(store.sum_file(job.id, round_.id, name), running.to_bytes())
     old = round_.sum_file

@@ -30,6 +30,9 @@ from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport, ServerError
 
 
+LATE_REFUSALS = ("deadline_passed", "round_closed", "sum_full")  # the round ended before this upload
+
+
 @dataclass
 class DeviceConditions:
     """When a device may train: each probe is a callable the app provides."""
@@ -210,7 +213,7 @@ class FedWearClient:
             outcome.train_s = time.perf_counter() - start
             start = time.perf_counter()
             encoder = self._encoder(plan)
-            encoded = encoder.encode(delta, encoder.params.weight_of(len(labels)))
+            encoded = encoder.encode(delta, encoder.params.weight_of(len(labels)), round_id=round_["id"])
             outcome.crypto_s = time.perf_counter() - start
             outcome.clipped_fraction = encoded.clipped_fraction
             write_atomically(payload_file, encoded.payload)
@@ -222,7 +225,7 @@ class FedWearClient:
             response = self.transport.request("PUT", f"/v1/rounds/{round_['id']}/update", data=payload,
                                               headers=self._auth())
         except ServerError as err:
-            outcome.status = "late_refused" if err.code in ("deadline_passed", "round_closed") else "refused"
+            outcome.status = "late_refused" if err.code in LATE_REFUSALS else "refused"
             outcome.reason = f"{err.code}: {err.message}"
             write_atomically(answer_file, json.dumps({"refused": err.code}).encode())
             return outcome

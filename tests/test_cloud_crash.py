@@ -20,7 +20,8 @@ def test_round_survives_sigkill_with_each_update_counted_once(tmp_path, bundle_d
         rng = np.random.default_rng(1)
         updates = [rng.normal(0, 0.05, plan["shared_values"]).astype(np.float32) for _ in range(n)]
         weights = [int(w) for w in rng.integers(20, 400, n)]
-        payloads = [encoder_for(plan, seed=i).encode(u, w).payload for i, (u, w) in enumerate(zip(updates, weights))]
+        payloads = [encoder_for(plan, seed=i).encode(u, w, round_id=round_id).payload
+                    for i, (u, w) in enumerate(zip(updates, weights))]
         answers = [cloud.upload(devices[i], round_id, payloads[i]) for i in range(k)]
         assert [a.json()["contributors"] for a in answers] == [1, 2, 3]
 

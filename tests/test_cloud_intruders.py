@@ -40,7 +40,8 @@ def assert_error(response, status, code, words):
 
 def update(world, seed=0):
     values = world["plan"]["shared_values"]
-    return world["encoder"].encode(np.random.default_rng(seed).normal(0, 0.01, values), 10).payload
+    return world["encoder"].encode(np.random.default_rng(seed).normal(0, 0.01, values), 10,
+                                   round_id=world["round"]).payload
 
 
 def test_no_token(world):
@@ -66,14 +67,17 @@ def test_revoked_device_token(world):
     assert state(world) == before
 
 
-def test_upload_to_another_jobs_round(world):
+def test_a_round_of_another_job_answers_exactly_like_a_missing_one(world):
     cloud = world["cloud"]
     other_round = world["other"]["rounds"][0]["id"]
-    assert_error(cloud.upload(world["device"], other_round, update(world)), 403, "wrong_job", "another job")
-
-
-def test_upload_to_a_missing_round(world):
-    assert_error(world["cloud"].upload(world["device"], 999999, update(world)), 404, "round_not_found", "999999")
+    for route, send in (("update", lambda url: requests.put(url, headers=world["device"], data=update(world))),
+                        ("report", lambda url: requests.post(url, headers=world["device"], json={"windows": 1}))):
+        foreign = send(f"{cloud.url}/v1/rounds/{other_round}/{route}")
+        missing = send(f"{cloud.url}/v1/rounds/999999/{route}")
+        assert_error(foreign, 404, "round_not_found", f"round {other_round} is not a round of this device's job")
+        assert missing.status_code == 404
+        assert missing.json() == {**foreign.json(), "message": foreign.json()["message"].replace(
+            str(other_round), "999999")}
 
 
 def test_expired_enrolment_token(world):
@@ -98,30 +102,38 @@ def test_body_over_the_limit(world):
     assert state(world) == before
 
 
-@pytest.mark.parametrize("mangle, words", [
-    (lambda p: p[:200], "truncated"),
-    (lambda p: p[:-7], "its header says"),
-    (lambda p: p[:90] + bytes(reversed(p[90:])), "out of range"),
-    (lambda p: b"garbage" * 40, "bad magic"),
-    (lambda p: p[:4] + struct.pack(">H", 7) + p[6:], "version 7"),
+@pytest.mark.parametrize("mangle, code, words", [
+    (lambda p: p[:200], "truncated", "truncated"),
+    (lambda p: p[:-7], "truncated", "its header says"),
+    (lambda p: p + b"\0" * 7, "too_long", "its header says"),
+    (lambda p: p[:98] + bytes(reversed(p[98:])), "ciphertext_out_of_range", "out of range"),
+    (lambda p: b"garbage" * 40, "bad_magic", "bad magic"),
+    (lambda p: p[:4] + struct.pack(">H", 7) + p[6:], "unsupported_version", "version 7"),
+    (lambda p: p[:4] + struct.pack(">H", 1) + p[6:], "unsupported_version", "upgrade the SDK"),
+    (lambda p: p[:6] + struct.pack(">H", 2) + p[8:], "wrong_kind", "kind 2"),
+    (lambda p: p[:83] + bytes([p[83] + 1]) + p[84:], "layout_mismatch", "slot layout"),
+    (lambda p: p[:86] + struct.pack(">I", 10) + p[90:], "wrong_value_count", "holds 10 values"),
+    (lambda p: p[:90] + struct.pack(">I", 1) + p[94:], "wrong_ciphertext_count", "declares 1"),
+    (lambda p: p[:94] + struct.pack(">I", 3) + p[98:], "bad_contributor_count", "exactly one"),
 ])
-def test_truncated_or_garbled_payload(world, mangle, words):
+def test_truncated_or_garbled_payload(world, mangle, code, words):
     before = state(world)
     response = world["cloud"].upload(world["device"], world["round"], mangle(update(world)))
-    assert_error(response, 400, "bad_payload", words)
+    assert_error(response, 400, code, words)
     assert state(world) == before
 
 
 def test_wrong_key_fingerprint(world):
     other_public, _ = generate_keypair(2048)
     params = world["encoder"].params
-    payload = UpdateEncoder(params, other_public).encode(np.zeros(world["plan"]["shared_values"]), 1).payload
+    values, round_id = world["plan"]["shared_values"], world["round"]
+    payload = UpdateEncoder(params, other_public).encode(np.zeros(values), 1, round_id=round_id).payload
     before = state(world)
-    assert_error(world["cloud"].upload(world["device"], world["round"], payload), 400, "bad_payload",
+    assert_error(world["cloud"].upload(world["device"], round_id, payload), 400, "key_mismatch",
                  "another public key")
     wrong_params = CryptoParams(max_contributors=49, max_weight=500)
-    payload = UpdateEncoder(wrong_params, world["encoder"].public).encode(np.zeros(world["plan"]["shared_values"]), 1).payload
-    assert_error(world["cloud"].upload(world["device"], world["round"], payload), 400, "bad_payload",
+    payload = UpdateEncoder(wrong_params, world["encoder"].public).encode(np.zeros(values), 1, round_id=round_id).payload
+    assert_error(world["cloud"].upload(world["device"], round_id, payload), 400, "params_mismatch",
                  "other crypto parameters")
     assert state(world) == before
 
@@ -169,8 +181,9 @@ def test_upload_to_a_closed_round(world, bundle_dir):
     token = cloud.token(job["id"])
     devices = [cloud.enrol(token) for _ in range(3)]
     plan = cloud.plan(devices[0])
-    encoder = encoder_for(plan)
+    encoder, round_id = encoder_for(plan), plan["round"]["id"]
     for d in devices[:2]:
-        assert cloud.upload(d, plan["round"]["id"], encoder.encode(np.zeros(plan["shared_values"]), 1).payload).status_code == 200
-    late = cloud.upload(devices[2], plan["round"]["id"], encoder.encode(np.zeros(plan["shared_values"]), 1).payload)
+        payload = encoder.encode(np.zeros(plan["shared_values"]), 1, round_id=round_id).payload
+        assert cloud.upload(d, round_id, payload).status_code == 200
+    late = cloud.upload(devices[2], round_id, encoder.encode(np.zeros(plan["shared_values"]), 1, round_id=round_id).payload)
     assert late.status_code == 409 and late.json()["error"] == "round_closed"

@@ -17,7 +17,8 @@ def test_health_metrics_and_dashboard(cloud, bundle_dir):
     plan = cloud.plan(devices[0])
     requests.get(f"{cloud.url}/v1/bundle/model.tflite", headers=devices[0])
     for i, d in enumerate(devices):
-        payload = encoder_for(plan, seed=i).encode(np.zeros(plan["shared_values"]), 10).payload
+        payload = encoder_for(plan, seed=i).encode(np.zeros(plan["shared_values"]), 10,
+                                                   round_id=plan["round"]["id"]).payload
         assert cloud.upload(d, plan["round"]["id"], payload).status_code == 200
         report = requests.post(f"{cloud.url}/v1/rounds/{plan['round']['id']}/report", headers=d,
                                json={"windows": 120, "accuracy": 0.5 + 0.2 * i})

@@ -19,7 +19,7 @@ def test_one_encrypted_round_end_to_end_publishes_weighted_fedavg(cloud, bundle_
     updates = [rng.normal(0, 0.05, plan["shared_values"]).astype(np.float32) for _ in devices]
     weights = [120, 80, 300, 50, 200]
     for i, (device, update, weight) in enumerate(zip(devices, updates, weights)):
-        payload = encoder_for(cloud.plan(device), seed=i).encode(update, weight).payload
+        payload = encoder_for(cloud.plan(device), seed=i).encode(update, weight, round_id=plan["round"]["id"]).payload
         response = cloud.upload(device, plan["round"]["id"], payload)
         assert response.status_code == 200, response.text
         assert response.json()["contributors"] == i + 1

@@ -1,3 +1,4 @@
+import hashlib
 import os
 import struct
 
@@ -7,22 +8,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phe import paillier
 
-from sdk.crypto import wire
+from sdk.crypto import errors, wire
 from sdk.crypto.codec import AggregateDecryptor, EncryptedSum, UpdateEncoder
-from sdk.crypto.errors import (
-    CapacityError,
-    CodecError,
-    FingerprintError,
-    FormatVersionError,
-    PayloadError,
-    PoolExhaustedError,
-)
+from sdk.crypto.errors import CodecError, PoolExhaustedError, SumFullError
 from sdk.crypto.keys import PrivateKey, PublicKey, generate_keypair
 from sdk.crypto.packing import mean_error_bound, pack, unpack
 from sdk.crypto.params import CryptoParams
 from sdk.crypto.randomisers import RandomiserPool, ShortExponentRandomiser
 
 SMALL = CryptoParams(max_contributors=6, max_weight=500)
+ROUND = 7
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +49,9 @@ def test_sum_of_encrypted_quantised_updates_decrypts_exactly(keys, fast, data):
     values = data.draw(st.integers(min_value=1, max_value=200), label="values")
     contributions = [data.draw(slots_strategy(params, values)) for _ in range(k)]
     encoder = UpdateEncoder(params, public, fast)
-    total = EncryptedSum(params, public, values)
+    total = EncryptedSum(params, public, values, ROUND)
     for slots in contributions:
-        total.add(encoder.encrypt_slots(slots))
+        total.add(encoder.encrypt_slots(slots, round_id=ROUND))
     result = AggregateDecryptor(params, private).decrypt(total.to_bytes(), 2, values)
     expected = np.sum(np.stack(contributions).astype(object), axis=0)
     assert result.value_sums.astype(object).tolist() == expected[:-2].tolist()
@@ -75,11 +70,11 @@ def test_extremes_at_max_contributors_never_carry(keys, fast, pattern):
         "alternating": lambda i: np.where((np.arange(values) + i) % 2 == 0, top, 0),
     }[pattern]
     encoder = UpdateEncoder(params, public, fast)
-    total = EncryptedSum(params, public, values)
+    total = EncryptedSum(params, public, values, ROUND)
     expected = np.zeros(values, object)
     for i in range(params.max_contributors):
         v = pick(i).astype(np.uint64)
-        total.add(encoder.encrypt_slots(np.concatenate([v, [params.max_weight, 1]]).astype(np.uint64)))
+        total.add(encoder.encrypt_slots(np.concatenate([v, [params.max_weight, 1]]).astype(np.uint64), round_id=ROUND))
         expected += v.astype(object)
     result = AggregateDecryptor(params, private).decrypt(total.to_bytes(), 2, values)
     assert result.value_sums.astype(object).tolist() == expected.tolist()
@@ -87,9 +82,9 @@ def test_extremes_at_max_contributors_never_carry(keys, fast, pattern):
     assert result.contributors == params.max_contributors
     # one more is refused, and the sum is unchanged
     before = total.to_bytes()
-    with pytest.raises(CapacityError, match="max_contributors = 1000"):
-        total.add(encoder.encrypt_slots(np.concatenate([pick(0), [1, 1]]).astype(np.uint64)))
-    assert total.to_bytes() == before
+    with pytest.raises(SumFullError, match="max_contributors = 1000") as full:
+        total.add(encoder.encrypt_slots(np.concatenate([pick(0), [1, 1]]).astype(np.uint64), round_id=ROUND))
+    assert total.to_bytes() == before and (full.value.code, full.value.status) == ("sum_full", 409)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,10 +100,10 @@ def test_dequantised_mean_is_within_the_stated_bound(keys, fast, k, seed, scale)
     updates = [rng.normal(0, scale, 300).astype(np.float32) for _ in range(k)]
     weights = [int(w) for w in rng.integers(1, params.max_weight + 1, k)]
     encoder = UpdateEncoder(params, public, fast, seed=seed)
-    total = EncryptedSum(params, public, 300)
+    total = EncryptedSum(params, public, 300, ROUND)
     clipped_fractions = []
     for u, w in zip(updates, weights):
-        encoded = encoder.encode(u, w)
+        encoded = encoder.encode(u, w, round_id=ROUND)
         clipped_fractions.append(encoded.clipped_fraction)
         total.add(encoded.payload)
     result = AggregateDecryptor(params, private).decrypt(total.to_bytes(), 2)
@@ -130,7 +125,7 @@ def test_phe_decrypts_a_codec_ciphertext_with_the_same_keys(keys):
     params = CryptoParams()
     slots = np.arange(params.slots_per_plaintext, dtype=np.uint64)
     slots[-2:] = [7, 1]
-    payload = UpdateEncoder(params, public).encrypt_slots(slots)
+    payload = UpdateEncoder(params, public).encrypt_slots(slots, round_id=ROUND)
     c0 = wire.decode(payload, params, public).ciphertexts[0]
     encrypted = paillier.EncryptedNumber(private.phe.public_key, int(c0), exponent=0)
     assert private.phe.decrypt_encoded(encrypted).encoding == pack(slots, params)[0]
@@ -139,9 +134,9 @@ def test_phe_decrypts_a_codec_ciphertext_with_the_same_keys(keys):
 def make_sum(keys, fast, params=SMALL, values=50):
     public, _ = keys
     encoder = UpdateEncoder(params, public, fast)
-    total = EncryptedSum(params, public, values)
-    total.add(encoder.encode(np.zeros(values), 10).payload)
-    good = encoder.encode(np.ones(values) * 0.1, 10).payload
+    total = EncryptedSum(params, public, values, ROUND)
+    total.add(encoder.encode(np.zeros(values), 10, round_id=ROUND).payload)
+    good = encoder.encode(np.ones(values) * 0.1, 10, round_id=ROUND).payload
     return total, good
 
 
@@ -149,36 +144,57 @@ def _replace(data: bytes, offset: int, new: bytes) -> bytes:
     return data[:offset] + new + data[offset + len(new):]
 
 
+V1_HEADER = struct.Struct(">4sHH32s32sHBBHIII")  # version 1: no round id, 90 bytes
+
+
+def _v1(payload: bytes) -> bytes:
+    """The same contribution in wire-format version 1, as an old SDK sent it."""
+    fields = list(struct.unpack_from(">4sHH32s32sQHBBHIII", payload))
+    del fields[5]  # the round id
+    fields[1] = 1
+    return V1_HEADER.pack(*fields) + payload[wire.HEADER_BYTES:]
+
+
 @pytest.mark.parametrize(
     "mutate, error, message",
     [
-        (lambda p, k: p[:50], PayloadError, "truncated"),
-        (lambda p, k: p[:-1], PayloadError, "truncated: .* bytes, its header says"),
-        (lambda p, k: p + b"\0", PayloadError, "too long: .* bytes, its header says"),
-        (lambda p, k: _replace(p, 4, struct.pack(">H", 9)), FormatVersionError, "version 9"),
-        (lambda p, k: _replace(p, 8, b"\x01" * 32), FingerprintError, "other crypto parameters"),
-        (lambda p, k: _replace(p, 40, b"\x02" * 32), FingerprintError, "another public key"),
-        (lambda p, k: _replace(p, wire.HEADER_BYTES, b"\xff" * 512), PayloadError, "out of range"),
-        (lambda p, k: _replace(p, wire.HEADER_BYTES, b"\x00" * 512), PayloadError, "out of range"),
-        (lambda p, k: _replace(p, 78, struct.pack(">I", 49)), PayloadError, "holds 49 values"),
-        (lambda p, k: b"XXXX" + p[4:], PayloadError, "bad magic"),
-        (lambda p, k: p.decode("latin-1"), PayloadError, "must be bytes"),
+        (lambda p: p[:5], errors.TruncatedError, "truncated"),
+        (lambda p: p[:60], errors.TruncatedError, "the header alone is 98"),
+        (lambda p: p[:-1], errors.TruncatedError, "truncated: .* bytes, its header says"),
+        (lambda p: p + b"\0", errors.TooLongError, "too long: .* bytes, its header says"),
+        (lambda p: b"XXXX" + p[4:], errors.BadMagicError, "bad magic"),
+        (lambda p: _replace(p, 4, struct.pack(">H", 9)), errors.UnsupportedVersionError, "version 9"),
+        (_v1, errors.UnsupportedVersionError, "version 1 is not supported .*upgrade the SDK"),
+        (lambda p: _replace(p, 6, struct.pack(">H", 2)), errors.WrongKindError, "kind 2"),
+        (lambda p: _replace(p, 8, b"\x01" * 32), errors.ParamsMismatchError, "other crypto parameters"),
+        (lambda p: _replace(p, 40, b"\x02" * 32), errors.KeyMismatchError, "another public key"),
+        (lambda p: _replace(p, 72, struct.pack(">Q", ROUND + 1)), errors.WrongRoundError,
+         f"made for round {ROUND + 1}, not round {ROUND}"),
+        (lambda p: _replace(p, 83, bytes([27])), errors.LayoutMismatchError, "slot layout"),
+        (lambda p: _replace(p, 86, struct.pack(">I", 49)), errors.WrongValueCountError, "holds 49 values"),
+        (lambda p: _replace(p, 90, struct.pack(">I", 2)), errors.WrongCiphertextCountError, "declares 2"),
+        (lambda p: _replace(p, 94, struct.pack(">I", 2)), errors.BadContributorCountError, "exactly one"),
+        (lambda p: _replace(p, wire.HEADER_BYTES, b"\xff" * 512), errors.CiphertextOutOfRangeError, "out of range"),
+        (lambda p: _replace(p, wire.HEADER_BYTES, b"\x00" * 512), errors.CiphertextOutOfRangeError, "out of range"),
     ],
 )
 def test_bad_payloads_are_refused_and_leave_the_sum_unchanged(keys, fast, mutate, error, message):
     total, good = make_sum(keys, fast)
     before = total.to_bytes()
-    with pytest.raises(error, match=message):
-        total.add(mutate(good, keys))
+    with pytest.raises(error, match=message) as refused:
+        total.add(mutate(good))
+    assert refused.value.status == 400 and refused.value.code in [c.code for c in errors.payload_errors()]
     assert total.to_bytes() == before and total.contributors == 1
     assert total.add(good) == 2  # still usable
+    with pytest.raises(TypeError, match="must be bytes"):
+        total.add(good.decode("latin-1"))
 
 
 def test_payload_under_another_key_is_refused(keys, fast):
     other_public, _ = generate_keypair(2048)
     total, _ = make_sum(keys, fast)
-    foreign = UpdateEncoder(SMALL, other_public).encode(np.zeros(50), 1).payload
-    with pytest.raises(FingerprintError, match="another public key"):
+    foreign = UpdateEncoder(SMALL, other_public).encode(np.zeros(50), 1, round_id=ROUND).payload
+    with pytest.raises(errors.KeyMismatchError, match="another public key"):
         total.add(foreign)
 
 
@@ -191,18 +207,21 @@ def test_key_service_refuses_small_or_inconsistent_aggregates(keys, fast):
     total.add(good)
     with pytest.raises(CodecError, match="at least 3"):
         decryptor.decrypt(total.to_bytes(), 3)
-    forged = _replace(total.to_bytes(), 86, struct.pack(">I", 3))
-    with pytest.raises(PayloadError, match="count slot holds 2"):
+    forged = _replace(total.to_bytes(), 94, struct.pack(">I", 3))
+    with pytest.raises(CodecError, match="count slot holds 2"):
         decryptor.decrypt(forged, 2)
-    with pytest.raises(PayloadError, match="kind"):
+    with pytest.raises(errors.WrongKindError, match="kind"):
         decryptor.decrypt(good, 1)  # a single contribution is never decrypted
-    assert decryptor.decrypt(total.to_bytes(), 2).contributors == 2
+    with pytest.raises(errors.WrongRoundError, match=f"not round {ROUND + 1}"):
+        decryptor.decrypt(total.to_bytes(), 2, round_id=ROUND + 1)
+    result = decryptor.decrypt(total.to_bytes(), 2, round_id=ROUND)
+    assert (result.contributors, result.round_id) == (2, ROUND)
 
 
 def test_stored_aggregate_resumes(keys, fast):
     public, private = keys
     total, good = make_sum(keys, fast)
-    restored = EncryptedSum.from_bytes(total.to_bytes(), SMALL, public, 50)
+    restored = EncryptedSum.from_bytes(total.to_bytes(), SMALL, public, 50, ROUND)
     restored.add(good)
     result = AggregateDecryptor(SMALL, private).decrypt(restored.to_bytes(), 2)
     assert result.contributors == 2
@@ -224,10 +243,10 @@ def test_pool_never_hands_out_a_randomiser_twice(keys, tmp_path):
         reopened.take(1)
     # pooled randomisers make valid encryptions
     reopened.fill(3)
-    payload = UpdateEncoder(SMALL, public, reopened).encode(np.full(20, 0.5), 100).payload
-    total = EncryptedSum(SMALL, public, 20)
+    payload = UpdateEncoder(SMALL, public, reopened).encode(np.full(20, 0.5), 100, round_id=ROUND).payload
+    total = EncryptedSum(SMALL, public, 20, ROUND)
     total.add(payload)
-    total.add(UpdateEncoder(SMALL, public).encode(np.full(20, 0.5), 100).payload)
+    total.add(UpdateEncoder(SMALL, public).encode(np.full(20, 0.5), 100, round_id=ROUND).payload)
     mean = AggregateDecryptor(SMALL, private).decrypt(total.to_bytes(), 2).mean
     assert np.allclose(mean, 0.5, atol=mean_error_bound(SMALL, 2, 200))
     assert os.stat(tmp_path / "pool.bin").st_mode & 0o777 == 0o600
@@ -267,6 +286,28 @@ def test_public_key_and_params_serialise(keys):
         CryptoParams(key_bits=1024)
     with pytest.raises(CodecError, match="invalid crypto parameters"):
         CryptoParams.from_dict({"bogus": 1})
+
+
+def test_fingerprints_hash_fixed_binary_layouts(keys):
+    params = CryptoParams()
+    layout = "46574350 0002 0800 10 00 1a 004e 000003e8 000003e8 3ff0000000000000"
+    assert params.fingerprint_input() == bytes.fromhex(layout.replace(" ", ""))
+    assert params.fingerprint() == hashlib.sha256(bytes.fromhex(layout.replace(" ", ""))).digest()
+    assert CryptoParams(randomiser="short-exponent").fingerprint() == params.fingerprint()
+    guarded = CryptoParams(guard_bits=2)
+    assert (guarded.slot_bits, guarded.slots_per_plaintext) == (28, 73)
+    assert guarded.fingerprint_input()[9:13] == bytes([2, 28, 0, 73]) and guarded.fingerprint() != params.fingerprint()
+    assert CryptoParams(clip=0.5).fingerprint_input()[-8:] == struct.pack(">d", 0.5)
+    public, _ = keys
+    assert public.fingerprint_input() == b"FWPK" + struct.pack(">H", 2048) + int(public.n).to_bytes(256, "big")
+    assert public.fingerprint() == hashlib.sha256(public.fingerprint_input()).digest()
+
+
+def test_guard_bits_and_integer_fields_are_checked():
+    with pytest.raises(CodecError, match="guard_bits must be in"):
+        CryptoParams(guard_bits=9)
+    with pytest.raises(CodecError, match="max_contributors must be an integer"):
+        CryptoParams(max_contributors=2.5)
 
 
 def test_default_layout_packs_78_values_per_plaintext():

@@ -23,9 +23,9 @@ def aggregate_of(cloud, params: CryptoParams, count: int) -> bytes:
     base = cloud.keyservice.health.rsplit("/", 1)[0]
     public = PublicKey.from_json(requests.get(f"{base}/public-key", headers=cloud.keyservice.headers).text)
     encoder = UpdateEncoder(params, public)
-    total = EncryptedSum(params, public, 30)
+    total = EncryptedSum(params, public, 30, round_id=1)
     for i in range(count):
-        total.add(encoder.encode(np.full(30, 0.1 * (i + 1)), 10).payload)
+        total.add(encoder.encode(np.full(30, 0.1 * (i + 1)), 10, round_id=1).payload)
     return total.to_bytes()
 
 

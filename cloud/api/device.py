@@ -12,7 +12,7 @@ from cloud.api.openapi import documented
 from cloud.api.schemas import EnrolRequest, MetricsReport, parse
 from cloud.credentials import authenticate_device, hash_secret
 from cloud.db import Device, DeviceReport, EnrolmentToken, Job, Round, utcnow
-from cloud.rounds import accept_update, current_round
+from cloud.rounds import accept_update, current_round, round_not_found
 from cloud.services import services, session
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE
 
@@ -135,7 +135,7 @@ def report(round_id: int):
     db = session()
     round_ = db.get(Round, round_id)
     if round_ is None or round_.job_id != g.device.job_id:
-        raise ApiError(404, "round_not_found", f"round {round_id} is not a round of this device's job")
+        raise round_not_found(round_id)
     row = db.scalars(select(DeviceReport).where(DeviceReport.round_id == round_id,
                                                 DeviceReport.device_id == g.device.id)).first()
     if row is None:

@@ -21,6 +21,7 @@ class CryptoConfig(Strict):
     clip: float = Field(1.0, gt=0, le=1e6)
     max_contributors: int = Field(1000, ge=2, le=1_000_000)
     max_weight: int = Field(1000, ge=1)
+    guard_bits: int = Field(0, ge=0, le=8)
     randomiser: Literal["standard", "short-exponent"] = "standard"
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdk.crypto import wire
-from sdk.crypto.errors import CapacityError, CodecError, PayloadError
+from sdk.crypto.errors import CodecError, SumFullError
 from sdk.crypto.keys import PrivateKey, PublicKey
 from sdk.crypto.packing import dequantise_mean, pack, quantise, unpack
 from sdk.crypto.params import CryptoParams
@@ -35,44 +35,49 @@ class UpdateEncoder:
         self.randomiser = randomiser or make_randomiser(params.randomiser, public)
         self._rng = np.random.default_rng(seed)
 
-    def encrypt_slots(self, slots: np.ndarray) -> bytes:
-        """Encrypts prepared slot integers (values, weight, count) into a contribution payload."""
+    def encrypt_slots(self, slots: np.ndarray, *, round_id: int) -> bytes:
+        """Encrypts prepared slot integers (values, weight, count) into a contribution payload for a round."""
         plaintexts = pack(np.asarray(slots, np.uint64), self.params)
         n, n2 = self.public.n, self.public.n_square
         randomisers = self.randomiser.take(len(plaintexts))
         ciphertexts = [(1 + n * m) * r % n2 for m, r in zip(plaintexts, randomisers)]
-        return wire.encode(wire.KIND_CONTRIBUTION, self.params, self.public, len(slots) - 2, 1,
+        return wire.encode(wire.KIND_CONTRIBUTION, self.params, self.public, round_id, len(slots) - 2, 1,
                            ciphertexts)
 
-    def encode(self, update: np.ndarray, weight: int) -> EncryptedUpdate:
-        """Clips, quantises (stochastic rounding), packs and encrypts a float update."""
+    def encode(self, update: np.ndarray, weight: int, *, round_id: int) -> EncryptedUpdate:
+        """Clips, quantises (stochastic rounding), packs and encrypts a float update.
+
+        `round_id` is the `round.id` of the plan the update is for (not its number).
+        """
         quantised = quantise(update, weight, self.params, self._rng)
-        payload = self.encrypt_slots(quantised.slots)
+        payload = self.encrypt_slots(quantised.slots, round_id=round_id)
         return EncryptedUpdate(payload, quantised.clipped_fraction, quantised.slots.size - 2)
 
 
 class EncryptedSum:
-    """Aggregator side: a running homomorphic sum, public key only.
+    """Aggregator side: a running homomorphic sum of one round's contributions, public key only.
 
     Memory is one update's ciphertexts. A payload is checked completely before
-    it touches the sum, so a rejected payload leaves the sum unchanged.
+    it touches the sum (its header must name this round), so a rejected
+    payload leaves the sum unchanged.
     """
 
-    def __init__(self, params: CryptoParams, public: PublicKey, values: int) -> None:
+    def __init__(self, params: CryptoParams, public: PublicKey, values: int, round_id: int) -> None:
         self.params = params
         self.public = public
         self.values = values
+        self.round_id = round_id
         self.contributors = 0
         self._sum = [1] * params.plaintexts_for(values)  # encryptions of zero with r = 1
 
     def add(self, payload: bytes) -> int:
         """Adds one contribution; returns the number of contributions summed."""
         if self.contributors >= self.params.max_contributors:
-            raise CapacityError(
+            raise SumFullError(
                 f"sum already holds max_contributors = {self.params.max_contributors} contributions; "
                 "one more could overflow a slot"
             )
-        parsed = wire.decode(payload, self.params, self.public, self.values, wire.KIND_CONTRIBUTION)
+        parsed = wire.decode(payload, self.params, self.public, self.values, wire.KIND_CONTRIBUTION, self.round_id)
         n2 = self.public.n_square
         self._sum = [a * b % n2 for a, b in zip(self._sum, parsed.ciphertexts)]
         self.contributors += 1
@@ -82,14 +87,15 @@ class EncryptedSum:
         """The aggregate as a payload for the key service (or for storage)."""
         if self.contributors == 0:
             raise CodecError("aggregate holds no contribution")
-        return wire.encode(wire.KIND_AGGREGATE, self.params, self.public, self.values,
+        return wire.encode(wire.KIND_AGGREGATE, self.params, self.public, self.round_id, self.values,
                            self.contributors, self._sum)
 
     @staticmethod
-    def from_bytes(data: bytes, params: CryptoParams, public: PublicKey, values: int) -> "EncryptedSum":
-        """Restores a stored aggregate to keep adding to it."""
-        parsed = wire.decode(data, params, public, values, wire.KIND_AGGREGATE)
-        restored = EncryptedSum(params, public, values)
+    def from_bytes(data: bytes, params: CryptoParams, public: PublicKey, values: int,
+                   round_id: int) -> "EncryptedSum":
+        """Restores a stored aggregate of round `round_id` to keep adding to it."""
+        parsed = wire.decode(data, params, public, values, wire.KIND_AGGREGATE, round_id)
+        restored = EncryptedSum(params, public, values, round_id)
         restored._sum = parsed.ciphertexts
         restored.contributors = parsed.contributors
         return restored
@@ -97,12 +103,13 @@ class EncryptedSum:
 
 @dataclass
 class DecryptedAggregate:
-    """What the key service learns: slot sums, total weight and contributor count."""
+    """What the key service learns: slot sums, total weight, contributor count and the round."""
 
     value_sums: np.ndarray
     total_weight: int
     contributors: int
     mean: np.ndarray
+    round_id: int
 
 
 class AggregateDecryptor:
@@ -114,9 +121,10 @@ class AggregateDecryptor:
         self.params = params
         self.private = private
 
-    def decrypt(self, aggregate: bytes, min_contributors: int, values: int | None = None) -> DecryptedAggregate:
-        """Decrypts an aggregate of at least `min_contributors` contributions."""
-        parsed = wire.decode(aggregate, self.params, self.private.public, values, wire.KIND_AGGREGATE)
+    def decrypt(self, aggregate: bytes, min_contributors: int, values: int | None = None,
+                round_id: int | None = None) -> DecryptedAggregate:
+        """Decrypts an aggregate of at least `min_contributors` contributions (of round `round_id` when given)."""
+        parsed = wire.decode(aggregate, self.params, self.private.public, values, wire.KIND_AGGREGATE, round_id)
         if parsed.contributors < max(2, min_contributors):
             raise CodecError(
                 f"aggregate sums {parsed.contributors} contributions; at least {max(2, min_contributors)} "
@@ -125,7 +133,8 @@ class AggregateDecryptor:
         plaintexts = [self.private.raw_decrypt(c) for c in parsed.ciphertexts]
         sums = unpack(plaintexts, parsed.values + 2, self.params)
         if int(sums[-1]) != parsed.contributors:
-            raise PayloadError(
+            raise CodecError(
                 f"aggregate claims {parsed.contributors} contributions but its count slot holds {int(sums[-1])}"
             )
-        return DecryptedAggregate(sums[:-2], int(sums[-2]), int(sums[-1]), dequantise_mean(sums, self.params))
+        return DecryptedAggregate(sums[:-2], int(sums[-2]), int(sums[-1]), dequantise_mean(sums, self.params),
+                                  parsed.round_id)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 from pathlib import Path
 
 import gmpy2
 from phe import paillier
 
 from sdk.crypto.errors import CodecError
+
+KEY_FINGERPRINT_MAGIC = b"FWPK"
 
 
 class PublicKey:
@@ -25,9 +28,14 @@ class PublicKey:
     def phe(self) -> paillier.PaillierPublicKey:
         return paillier.PaillierPublicKey(int(self.n))
 
+    def fingerprint_input(self) -> bytes:
+        """`FWPK` | u16 key bits | n big-endian in key_bits / 8 bytes (docs/encrypted-updates.md)."""
+        n_bytes = int(self.n).to_bytes((self.bits + 7) // 8, "big")
+        return KEY_FINGERPRINT_MAGIC + struct.pack(">H", self.bits) + n_bytes
+
     def fingerprint(self) -> bytes:
-        """SHA-256 of n, big-endian."""
-        return hashlib.sha256(int(self.n).to_bytes((self.bits + 7) // 8, "big")).digest()
+        """SHA-256 of `fingerprint_input()`."""
+        return hashlib.sha256(self.fingerprint_input()).digest()
 
     def to_json(self) -> str:
         return json.dumps({"n": format(int(self.n), "x")})

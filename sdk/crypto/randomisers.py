@@ -87,7 +87,7 @@ class ShortExponentRandomiser:
         return out
 
 
-_POOL_MAGIC = b"FWRP\x01"
+_POOL_MAGIC = b"FWRP\x02"  # version 2: bound to the version-2 key fingerprint
 
 
 class RandomiserPool:
@@ -105,6 +105,8 @@ class RandomiserPool:
         if self.path.exists():
             with open(self.path, "rb") as fh:
                 head = fh.read(len(self._header))
+            if head[:4] == _POOL_MAGIC[:4] and head[4:5] != _POOL_MAGIC[4:]:
+                raise CodecError(f"{self.path}: randomiser pool of an older SDK; delete it and fill a new one")
             if head != self._header:
                 raise CodecError(f"{self.path}: randomiser pool of another key or not a pool file")
             if (self.path.stat().st_size - len(self._header)) % self._width:
