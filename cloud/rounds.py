@@ -59,6 +59,16 @@ def _refusal(exc: PayloadError) -> ApiError:
     return ApiError(exc.status, exc.code, str(exc))
 
 
+def _refuse_copies(session: Session, job_id: str, digest: str) -> None:
+    """DuplicatePayloadError if these bytes were already accepted in the job (from another device)."""
+    seen = session.scalars(
+        select(Contribution.id).join(Round, Round.id == Contribution.round_id)
+        .where(Round.job_id == job_id, Contribution.payload_sha256 == digest).limit(1)
+    ).first()
+    if seen is not None:
+        raise DuplicatePayloadError("these payload bytes were already accepted from another device of this job")
+
+
 def accept_update(session: Session, store: FileStore, device: Device, round_id: int,
                   payload: bytes) -> tuple[dict, bool]:
     """Adds one device's payload to a round; returns (answer, replayed).
@@ -78,12 +88,6 @@ def accept_update(session: Session, store: FileStore, device: Device, round_id: 
             return previous.response, True
         raise ApiError(409, "already_contributed",
                        f"this device already sent a different update for round {round_id}")
-    seen = session.scalars(
-        select(Contribution.id).join(Round, Round.id == Contribution.round_id)
-        .where(Round.job_id == round_.job_id, Contribution.payload_sha256 == digest).limit(1)
-    ).first()
-    if seen is not None:
-        raise _refusal(DuplicatePayloadError("these payload bytes were already accepted from another device"))
     if round_.status != "open":
         raise ApiError(409, "round_closed", f"round {round_id} is {round_.status}, no longer accepting updates")
     if utcnow() > round_.deadline:
@@ -98,6 +102,7 @@ def accept_update(session: Session, store: FileStore, device: Device, round_id: 
         running = EncryptedSum(params, public, job.shared_values, round_.id)
     try:
         running.add(payload)
+        _refuse_copies(session, round_.job_id, digest)
     except PayloadError as exc:
         raise _refusal(exc) from exc
     name = f"sum-{running.contributors}-{digest[:12]}.bin"
