@@ -52,18 +52,32 @@ def create_app(settings: Settings | None = None, background: bool = False) -> Fl
     return app
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
 def _instrument(app: Flask, svc: Services, settings: Settings) -> None:
     @app.before_request
-    def _limit_json_and_time():
+    def _read_body_first():
+        """Limits and reads the body before any view touches the database.
+
+        A JSON body is limited to max_json_bytes whether it comes with a
+        Content-Length or chunked; any body but a multipart form (which the
+        admin's job creation parses before its first query) is read in full
+        here, so that no database transaction waits on a slow sender.
+        """
         g.started = time.perf_counter()
-        if request.mimetype == "application/json" and (request.content_length or 0) > settings.max_json_bytes:
-            raise ApiError(413, "request_entity_too_large",
-                           f"JSON body is larger than the limit of {settings.max_json_bytes} bytes")
+        if "\0" in request.path:
+            raise ApiError(400, "invalid_request", "the URL must not contain NUL bytes")
+        if request.is_json:
+            request.max_content_length = settings.max_json_bytes
+        if request.mimetype != "multipart/form-data":
+            request.get_data()
 
     @app.after_request
     def _log(response):
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        svc.metrics.requests.labels(request.method, request.endpoint or "none", response.status_code).observe(seconds)
+        method = request.method if request.method in METHODS else "other"  # bounded label values
+        svc.metrics.requests.labels(method, request.endpoint or "none", response.status_code).observe(seconds)
         log.info("request", extra={"fields": {
             "method": request.method, "path": request.path, "status": response.status_code,
             "ms": round(seconds * 1000, 2), "bytes_in": request.content_length or 0}})

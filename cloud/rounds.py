@@ -50,8 +50,21 @@ def current_round(session: Session, job: Job) -> Round | None:
     ).first()
 
 
-def round_not_found(round_id: int) -> ApiError:
-    """The one answer for a round that does not exist and for a round of another job."""
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database
+
+
+def device_round(session: Session, device: Device, round_id: int, lock: bool = False) -> Round:
+    """Round `round_id` of the device's job; one 404 for a missing round, another job's, or an id out of range."""
+    if not 0 <= round_id <= MAX_ID:
+        raise _round_not_found(round_id)
+    query = select(Round).where(Round.id == round_id)
+    round_ = session.scalars(query.with_for_update() if lock else query).first()
+    if round_ is None or round_.job_id != device.job_id:
+        raise _round_not_found(round_id)
+    return round_
+
+
+def _round_not_found(round_id: int) -> ApiError:
     return ApiError(404, "round_not_found", f"round {round_id} is not a round of this device's job")
 
 
@@ -76,9 +89,7 @@ def accept_update(session: Session, store: FileStore, device: Device, round_id: 
     The same payload again gets the first answer; a different one for the
     same round is a conflict. Nothing changes unless every check passes.
     """
-    round_ = session.scalars(select(Round).where(Round.id == round_id).with_for_update()).first()
-    if round_ is None or round_.job_id != device.job_id:
-        raise round_not_found(round_id)
+    round_ = device_round(session, device, round_id, lock=True)
     digest = hashlib.sha256(payload).hexdigest()
     previous = session.scalars(
         select(Contribution).where(Contribution.round_id == round_id, Contribution.device_id == device.id)

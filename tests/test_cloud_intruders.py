@@ -152,7 +152,7 @@ def test_replayed_upload_gets_the_first_answer_and_a_different_one_conflicts(wor
 
 
 @pytest.mark.parametrize("body, code, words", [
-    ("{not json", "malformed_json", "JSON object"),
+    ("{not json", "malformed_json", "not valid JSON"),
     ('["a list"]', "malformed_json", "JSON object"),
     ('{"max_uses": "many"}', "invalid_request", "max_uses"),
     ('{"max_uses": 1, "colour": "red"}', "invalid_request", "colour"),

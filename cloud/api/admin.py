@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, request
 from sqlalchemy import select
 
 from cloud.api.errors import ApiError, require_token
 from cloud.api.openapi import documented
-from cloud.api.schemas import JobConfig, TokenRequest, parse
+from cloud.api.responses import JobBrief, JobList, JobSummary, Revoked, RoundSummary, TokenAnswer, reply
+from cloud.api.schemas import JobConfig, TokenRequest, load_json, parse
 from cloud.credentials import hash_secret
 from cloud.db import Device, EnrolmentToken, Job, ModelVersion, Round, utcnow
 from cloud.keyclient import KeyServiceError
@@ -32,14 +32,14 @@ def _authenticate():
     require_token(services().settings.admin_token)
 
 
-def job_summary(job: Job) -> dict:
+def job_summary(job: Job) -> JobSummary:
     rounds = session().scalars(select(Round).where(Round.job_id == job.id).order_by(Round.id)).all()
-    return {
-        "id": job.id, "name": job.name, "status": job.status, "model_version": job.current_version,
-        "config": job.config, "crypto": job.crypto, "shared_values": job.shared_values,
-        "rounds": [{"id": r.id, "number": r.number, "status": r.status, "contributors": r.contributors,
-                    "model_version": r.model_version, "error": r.error} for r in rounds],
-    }
+    return JobSummary(
+        id=job.id, name=job.name, status=job.status, model_version=job.current_version,
+        config=job.config, crypto=job.crypto, shared_values=job.shared_values,
+        rounds=[RoundSummary(id=r.id, number=r.number, status=r.status, contributors=r.contributors,
+                             model_version=r.model_version, error=r.error) for r in rounds],
+    )
 
 
 def _read_bundle(upload_dir: Path) -> tuple[int, "object"]:
@@ -57,13 +57,12 @@ def _read_bundle(upload_dir: Path) -> tuple[int, "object"]:
 
 @bp.post("/jobs")
 @documented("Create a training job from a model bundle and a JobConfig", body="multipart", auth="admin",
-            responses={"201": "job created", "502": "key service unavailable"})
+            responses={"201": ("job created", JobSummary), "502": "key service unavailable"})
 def create_job():
     raw = request.form.get("config")
-    try:
-        config = parse(JobConfig, json.loads(raw) if raw is not None else None)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "malformed_json", f"config is not valid JSON: {exc}") from exc
+    if raw is None:
+        raise ApiError(400, "invalid_request", "multipart field 'config' (a JobConfig as JSON) is required")
+    config = parse(JobConfig, load_json(raw, "config"))
     svc = services()
     try:
         public = svc.keyservice.public_key()
@@ -89,15 +88,15 @@ def create_job():
     db.add(ModelVersion(job_id=job_id, version=1, weights_sha256=sha))
     open_round(db, job, 1)
     db.commit()
-    return jsonify(job_summary(job)), 201
+    return reply(job_summary(job), 201)
 
 
 @bp.get("/jobs")
-@documented("List jobs", auth="admin")
+@documented("List jobs", auth="admin", responses={"200": ("the jobs", JobList)})
 def list_jobs():
     jobs = session().scalars(select(Job).order_by(Job.created_at)).all()
-    return jsonify(jobs=[{"id": j.id, "name": j.name, "status": j.status, "model_version": j.current_version}
-                         for j in jobs])
+    return reply(JobList(jobs=[JobBrief(id=j.id, name=j.name, status=j.status, model_version=j.current_version)
+                               for j in jobs]))
 
 
 def _job(job_id: str) -> Job:
@@ -108,14 +107,14 @@ def _job(job_id: str) -> Job:
 
 
 @bp.get("/jobs/<job_id>")
-@documented("A job with its rounds", auth="admin", responses={"200": "OK", "404": "no such job"})
+@documented("A job with its rounds", auth="admin", responses={"200": ("the job", JobSummary), "404": "no such job"})
 def get_job(job_id: str):
-    return jsonify(job_summary(_job(job_id)))
+    return reply(job_summary(_job(job_id)))
 
 
 @bp.post("/jobs/<job_id>/tokens")
 @documented("Create an enrolment token (single- or multi-use, expiring)", body=TokenRequest, auth="admin",
-            responses={"201": "token created; shown once", "404": "no such job"})
+            responses={"201": ("token created; shown once", TokenAnswer), "404": "no such job"})
 def create_token(job_id: str):
     job = _job(job_id)
     body = parse(TokenRequest)
@@ -125,7 +124,8 @@ def create_token(job_id: str):
     db = session()
     db.add(row)
     db.commit()
-    return jsonify(id=row.id, token=token, max_uses=row.max_uses, expires_at=row.expires_at.isoformat() + "Z"), 201
+    return reply(TokenAnswer(id=row.id, token=token, max_uses=row.max_uses,
+                             expires_at=row.expires_at.isoformat() + "Z"), 201)
 
 
 def _revoke(model, row_id: str, what: str):
@@ -135,16 +135,18 @@ def _revoke(model, row_id: str, what: str):
         raise ApiError(404, f"{what}_not_found", f"{what.replace('_', ' ')} {row_id} does not exist")
     row.revoked = True
     db.commit()
-    return jsonify(id=row.id, revoked=True)
+    return reply(Revoked(id=row.id, revoked=True))
 
 
 @bp.post("/tokens/<token_id>/revoke")
-@documented("Revoke an enrolment token", auth="admin", responses={"200": "revoked", "404": "no such token"})
+@documented("Revoke an enrolment token", auth="admin",
+            responses={"200": ("revoked", Revoked), "404": "no such token"})
 def revoke_token(token_id: str):
     return _revoke(EnrolmentToken, token_id, "token")
 
 
 @bp.post("/devices/<device_id>/revoke")
-@documented("Revoke a device's credentials", auth="admin", responses={"200": "revoked", "404": "no such device"})
+@documented("Revoke a device's credentials", auth="admin",
+            responses={"200": ("revoked", Revoked), "404": "no such device"})
 def revoke_device(device_id: str):
     return _revoke(Device, device_id, "device")

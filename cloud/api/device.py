@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, g, jsonify, request, send_file
+from flask import Blueprint, g, request, send_file
 from sqlalchemy import select
 
 from cloud.api.errors import ApiError
 from cloud.api.openapi import documented
-from cloud.api.schemas import EnrolRequest, MetricsReport, parse
+from cloud.api.responses import (
+    EnrolAnswer,
+    Plan,
+    PlanCrypto,
+    PlanRound,
+    ReportAnswer,
+    UploadAnswer,
+    reply,
+)
+from cloud.api.schemas import EnrolRequest, Hyperparameters, MetricsReport, parse
 from cloud.credentials import authenticate_device, hash_secret
-from cloud.db import Device, DeviceReport, EnrolmentToken, Job, Round, utcnow
-from cloud.rounds import accept_update, current_round, round_not_found
+from cloud.db import Device, DeviceReport, EnrolmentToken, Job, utcnow
+from cloud.rounds import accept_update, current_round, device_round
 from cloud.services import services, session
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE
 
 bp = Blueprint("device", __name__, url_prefix="/v1")
+ROUND_IDS = "round.id of the plan (not round.number)"
 
 
 @bp.before_request
@@ -27,7 +37,7 @@ def _authenticate():
 
 @bp.post("/enrol")
 @documented("Enrol with an enrolment token; returns device credentials (shown once)", body=EnrolRequest,
-            responses={"201": "enrolled", "403": "token expired, used up or revoked"})
+            responses={"201": ("enrolled", EnrolAnswer), "403": "token expired, used up or revoked"})
 def enrol():
     body = parse(EnrolRequest)
     db = session()
@@ -47,27 +57,27 @@ def enrol():
     db.add(Device(id=device_id, job_id=token.job_id, name=body.name, secret_hash=hash_secret(secret),
                   token_id=token.id))
     db.commit()
-    return jsonify(device_id=device_id, device_secret=secret, job_id=token.job_id,
-                   authorization=f"Bearer {device_id}.{secret}"), 201
+    return reply(EnrolAnswer(device_id=device_id, device_secret=secret, job_id=token.job_id,
+                             authorization=f"Bearer {device_id}.{secret}"), 201)
 
 
 @bp.get("/plan")
-@documented("The device's job: model version, current round, crypto parameters, hyper-parameters", auth="device")
+@documented("The device's job: model version, current round, crypto parameters, hyper-parameters", auth="device",
+            responses={"200": ("the plan", Plan)})
 def plan():
     db = session()
     job = db.get(Job, g.device.job_id)
     round_ = current_round(db, job)
-    return jsonify(
+    return reply(Plan(
         job_id=job.id, job_status=job.status, model_version=job.current_version,
-        round=None if round_ is None else {
-            "id": round_.id, "number": round_.number, "status": round_.status,
-            "model_version": round_.model_version, "deadline": round_.deadline.isoformat() + "Z",
-        },
-        crypto={**job.crypto, "public_key": job.public_key},
-        hyperparameters=job.config["hyperparameters"],
+        round=None if round_ is None else PlanRound(
+            id=round_.id, number=round_.number, status=round_.status,
+            model_version=round_.model_version, deadline=round_.deadline.isoformat() + "Z"),
+        crypto=PlanCrypto(**job.crypto, public_key=job.public_key),
+        hyperparameters=Hyperparameters(**job.config["hyperparameters"]),
         bundle_sha256=job.bundle_sha256, shared_values=job.shared_values,
         min_devices=job.config["min_devices"], max_devices=job.config["max_devices"],
-    )
+    ))
 
 
 def _send(job: Job, path, etag: str, mimetype: str):
@@ -97,8 +107,9 @@ def bundle(name: str):
 
 
 @bp.get("/weights/<int:version>")
-@documented("Shared weights of a published model version: little-endian float32 (ETag)", auth="device",
-            produces="application/octet-stream", responses={"200": "weights", "304": "unchanged", "404": "no such version"})
+@documented("Shared weights of a published model version: little-endian float32, nothing else (ETag)",
+            auth="device", produces="application/octet-stream",
+            responses={"200": "weights", "304": "unchanged", "404": "no such version"})
 def weights(version: int):
     job = session().get(Job, g.device.job_id)
     if not 1 <= version <= job.current_version:
@@ -108,13 +119,16 @@ def weights(version: int):
 
 
 @bp.put("/rounds/<int:round_id>/update")
-@documented("Upload this device's encrypted update for a round (idempotent)", body="binary", auth="device",
-            responses={"200": "accepted (or the first answer to the same update)", "403": "round of another job",
-                       "404": "no such round", "409": "different update already sent, round closed or past deadline",
-                       "413": "body over the limit"})
+@documented(f"Upload this device's encrypted update for a round (idempotent); round_id: {ROUND_IDS}",
+            body="binary", auth="device",
+            responses={"200": ("accepted (or the first answer to the same update)", UploadAnswer),
+                       "400": "payload refused: the error code says why (docs/protocol.md)",
+                       "404": "no such round in this device's job",
+                       "409": "different update already sent, same bytes sent by another device, round closed, "
+                              "full or past its deadline"})
 def upload(round_id: int):
     metrics = services().metrics
-    payload = request.get_data(cache=False)
+    payload = request.get_data()  # read in full before any database access (app.py)
     try:
         answer, replayed = accept_update(session(), services().store, g.device, round_id, payload)
     except ApiError as err:
@@ -124,18 +138,17 @@ def upload(round_id: int):
     metrics.uploads.labels("replayed" if replayed else "accepted").inc()
     if not replayed:
         metrics.bytes_in.inc(len(payload))
-    return jsonify(answer)
+    return reply(UploadAnswer(**answer))
 
 
 @bp.post("/rounds/<int:round_id>/report")
-@documented("Report local metrics (counts and accuracy only, never data or personal weights)",
-            body=MetricsReport, auth="device", responses={"200": "stored", "404": "no such round"})
+@documented(f"Report local metrics (counts and accuracy only, never data or personal weights); "
+            f"round_id: {ROUND_IDS}", body=MetricsReport, auth="device",
+            responses={"200": ("stored", ReportAnswer), "404": "no such round in this device's job"})
 def report(round_id: int):
     body = parse(MetricsReport)
     db = session()
-    round_ = db.get(Round, round_id)
-    if round_ is None or round_.job_id != g.device.job_id:
-        raise round_not_found(round_id)
+    device_round(db, g.device, round_id)
     row = db.scalars(select(DeviceReport).where(DeviceReport.round_id == round_id,
                                                 DeviceReport.device_id == g.device.id)).first()
     if row is None:
@@ -143,4 +156,4 @@ def report(round_id: int):
         db.add(row)
     row.windows, row.accuracy, row.reported_at = body.windows, body.accuracy, utcnow()
     db.commit()
-    return jsonify(stored=True)
+    return reply(ReportAnswer(stored=True))

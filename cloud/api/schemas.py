@@ -1,7 +1,11 @@
-"""Request bodies, validated with pydantic; errors name the field and the problem."""
+"""Request bodies, validated with pydantic; errors name the field and the problem.
+
+The same models give /openapi.json its request schemas.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Literal, TypeVar
 
 from flask import request
@@ -10,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cloud.api.errors import ApiError
 
 Model = TypeVar("Model", bound=BaseModel)
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
 class Strict(BaseModel):
@@ -17,15 +22,19 @@ class Strict(BaseModel):
 
 
 class CryptoConfig(Strict):
-    quant_bits: int = Field(16, ge=2, le=32)
-    clip: float = Field(1.0, gt=0, le=1e6)
-    max_contributors: int = Field(1000, ge=2, le=1_000_000)
-    max_weight: int = Field(1000, ge=1)
-    guard_bits: int = Field(0, ge=0, le=8)
+    """Codec parameters a job chooses; key_bits comes from the key service (docs/encrypted-updates.md)."""
+
+    quant_bits: int = Field(16, ge=2, le=32, description="bits of one quantised value")
+    clip: float = Field(1.0, gt=0, le=1e6, description="values are clipped to [-clip, clip] on the device")
+    max_contributors: int = Field(1000, ge=2, le=1_000_000, description="contributions one sum may hold")
+    max_weight: int = Field(1000, ge=1, description="largest weight of a contribution (its training windows)")
+    guard_bits: int = Field(0, ge=0, le=8, description="extra high bits per slot")
     randomiser: Literal["standard", "short-exponent"] = "standard"
 
 
 class Hyperparameters(Strict):
+    """Local training of the shared layers (epochs, SGD with momentum) and of the personal layers."""
+
     epochs: int = Field(1, ge=1, le=1000)
     batch_size: int = Field(32, ge=1, le=4096)
     lr: float = Field(0.02, gt=0, le=10)
@@ -33,15 +42,22 @@ class Hyperparameters(Strict):
     personal_epochs: int = Field(5, ge=0, le=1000)
 
 
-class JobConfig(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    rounds: int = Field(ge=1, le=100_000)
-    min_devices: int = Field(ge=2, le=1_000_000)
-    max_devices: int = Field(ge=2, le=1_000_000)
+class JobSettings(Strict):
+    """How a job's rounds run."""
+
+    rounds: int = Field(ge=1, le=100_000, description="rounds to publish before the job finishes")
+    min_devices: int = Field(ge=2, le=1_000_000, description="contributions a round needs at its deadline")
+    max_devices: int = Field(ge=2, le=1_000_000, description="contributions that close a round at once")
     round_timeout_s: float = Field(300, gt=0, le=7 * 86400)
     on_deadline: Literal["extend", "fail"] = "extend"
     max_extensions: int = Field(3, ge=0, le=1000)
     hyperparameters: Hyperparameters = Hyperparameters()
+
+
+class JobConfig(JobSettings):
+    """What an operator sends to create a job."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     crypto: CryptoConfig = CryptoConfig()
 
     @model_validator(mode="after")
@@ -59,13 +75,13 @@ class TokenRequest(Strict):
 
 
 class EnrolRequest(Strict):
-    token: str = Field(min_length=1, max_length=200)
-    name: str = Field("", max_length=200)
+    token: str = Field(min_length=1, max_length=200, pattern=NO_NUL, description="the enrolment token")
+    name: str = Field("", max_length=200, pattern=NO_NUL, description="a label for the operator")
 
 
 class MetricsReport(Strict):
-    windows: int = Field(ge=0, le=10_000_000)
-    accuracy: float | None = Field(None, ge=0, le=1)
+    windows: int = Field(ge=0, le=10_000_000, description="labelled windows the device trained on")
+    accuracy: float | None = Field(None, ge=0, le=1, description="local accuracy before training")
 
 
 def describe(err: ValidationError) -> str:
@@ -74,12 +90,23 @@ def describe(err: ValidationError) -> str:
     )
 
 
+def load_json(text: bytes | str, what: str = "request body"):
+    """Parsed JSON, or ApiError 400 for invalid or too deeply nested JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ApiError(400, "malformed_json", f"{what} is nested too deeply") from exc
+    except ValueError as exc:
+        raise ApiError(400, "malformed_json", f"{what} is not valid JSON: {exc}") from exc
+
+
 def parse(model: type[Model], raw=None) -> Model:
     """Validates the request's JSON body (or `raw`) against `model`; ApiError 400 otherwise."""
     if raw is None:
-        raw = request.get_json(silent=True)
-        if raw is None:
-            raise ApiError(400, "malformed_json", "request body must be a JSON object (Content-Type: application/json)")
+        if not request.is_json:
+            raise ApiError(400, "malformed_json",
+                           "request body must be a JSON object (Content-Type: application/json)")
+        raw = load_json(request.get_data())
     if not isinstance(raw, dict):
         raise ApiError(400, "malformed_json", "request body must be a JSON object")
     try:
