@@ -60,18 +60,20 @@ def _instrument(app: Flask, svc: Services, settings: Settings) -> None:
     def _read_body_first():
         """Limits and reads the body before any view touches the database.
 
-        A JSON body is limited to max_json_bytes whether it comes with a
-        Content-Length or chunked; any body but a multipart form (which the
-        admin's job creation parses before its first query) is read in full
-        here, so that no database transaction waits on a slow sender.
+        A JSON body is limited to max_json_bytes, any other to
+        max_upload_bytes, whether it comes with a Content-Length or chunked.
+        Any body but a multipart form (which the admin's job creation parses
+        before its first query) is read in full here, so that no database
+        transaction waits on a slow sender.
         """
         g.started = time.perf_counter()
         if "\0" in request.path:
             raise ApiError(400, "invalid_request", "the URL must not contain NUL bytes")
-        if request.is_json:
-            request.max_content_length = settings.max_json_bytes
-        if request.mimetype != "multipart/form-data":
-            request.get_data()
+        g.body_limit = settings.max_json_bytes if request.is_json else settings.max_upload_bytes
+        request.max_content_length = g.body_limit + 1  # a chunked body stops silently at the limit: see past it
+        if request.mimetype != "multipart/form-data" and len(request.get_data()) > g.body_limit:
+            raise ApiError(413, "request_entity_too_large",
+                           f"request body is larger than the limit of {g.body_limit} bytes")
 
     @app.after_request
     def _log(response):

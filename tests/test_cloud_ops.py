@@ -29,6 +29,10 @@ def test_health_metrics_and_dashboard(cloud, bundle_dir):
     assert re.search(r'fedwear_uploads_total\{result="accepted"\} 2\.0', metrics)
     assert re.search(r"fedwear_rounds_published_total 1\.0", metrics)
     assert requests.get(f"{cloud.url}/dashboard").status_code == 401
+    for user, password in (("operator", cloud.admin_token), ("admin", "wrong"), ("", cloud.admin_token)):
+        refused = requests.get(f"{cloud.url}/dashboard", auth=(user, password))
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+        assert refused.headers["WWW-Authenticate"].startswith("Basic")
     page = requests.get(f"{cloud.url}/dashboard", auth=("admin", cloud.admin_token))
     assert page.status_code == 200 and "<svg" in page.text
     assert "dash &lt;job&gt;" in page.text  # escaped

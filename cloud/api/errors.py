@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Flask, request
+from flask import Flask, g, request
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException
 
@@ -42,7 +42,7 @@ def install_error_handlers(app: Flask) -> None:
         code = (err.name or "error").lower().replace(" ", "_")
         message = err.description or err.name
         if err.code == 413:
-            message = f"request body is larger than the limit of {request.max_content_length} bytes"
+            message = f"request body is larger than the limit of {g.get('body_limit') or request.max_content_length} bytes"
         headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else None
         return error_response(app, err.code, code, message, headers)
 
