@@ -128,13 +128,11 @@ def create_token(job_id: str):
                              expires_at=row.expires_at.isoformat() + "Z"), 201)
 
 
-def _revoke(model, row_id: str, what: str):
-    db = session()
-    row = db.get(model, row_id)
+def _revoke(row: EnrolmentToken | Device | None, not_found: ApiError):
     if row is None:
-        raise ApiError(404, f"{what}_not_found", f"{what.replace('_', ' ')} {row_id} does not exist")
+        raise not_found
     row.revoked = True
-    db.commit()
+    session().commit()
     return reply(Revoked(id=row.id, revoked=True))
 
 
@@ -142,11 +140,13 @@ def _revoke(model, row_id: str, what: str):
 @documented("Revoke an enrolment token", auth="admin",
             responses={"200": ("revoked", Revoked), "404": "no such token"})
 def revoke_token(token_id: str):
-    return _revoke(EnrolmentToken, token_id, "token")
+    return _revoke(session().get(EnrolmentToken, token_id),
+                   ApiError(404, "token_not_found", f"token {token_id} does not exist"))
 
 
 @bp.post("/devices/<device_id>/revoke")
 @documented("Revoke a device's credentials", auth="admin",
             responses={"200": ("revoked", Revoked), "404": "no such device"})
 def revoke_device(device_id: str):
-    return _revoke(Device, device_id, "device")
+    return _revoke(session().get(Device, device_id),
+                   ApiError(404, "device_not_found", f"device {device_id} does not exist"))

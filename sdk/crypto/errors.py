@@ -17,6 +17,12 @@ class PayloadError(CodecError):
     status: int = 400
 
 
+class TruncatedError(PayloadError):
+    """The payload is shorter than its header, or than its header says."""
+
+    code = "truncated"
+
+
 class BadMagicError(PayloadError):
     """The payload does not start with the magic bytes `FWEU`."""
 
@@ -75,12 +81,6 @@ class BadContributorCountError(PayloadError):
     """A contribution that does not count exactly one contributor, or an aggregate out of range."""
 
     code = "bad_contributor_count"
-
-
-class TruncatedError(PayloadError):
-    """The payload is shorter than its header, or than its header says."""
-
-    code = "truncated"
 
 
 class TooLongError(PayloadError):
