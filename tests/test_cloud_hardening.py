@@ -15,6 +15,15 @@ import requests
 from tests.cloud_servers import POSTGRES_ADMIN_URL, Cloud, encoder_for
 
 
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, bundle_dir):
+    """One aggregation service (SQLite) and a job for the attacks that need no database of their own."""
+    cloud = Cloud(tmp_path_factory.mktemp("hardening")).start()
+    job = cloud.create_job(bundle_dir, max_devices=5, min_devices=2)
+    yield cloud, job
+    cloud.stop()
+
+
 def contribution(plan: dict, seed: int) -> bytes:
     update = np.random.default_rng(seed).normal(0, 0.01, plan["shared_values"])
     return encoder_for(plan, seed=seed).encode(update, 10, round_id=plan["round"]["id"]).payload
@@ -26,8 +35,8 @@ def chunked(data: bytes, size: int = 4096):
         yield data[start:start + size]
 
 
-def test_a_slow_uploader_holds_no_database_lock(cloud, bundle_dir):
-    job = cloud.create_job(bundle_dir, max_devices=5, min_devices=2)
+def test_a_slow_uploader_holds_no_database_lock(service):
+    cloud, job = service
     token = cloud.token(job["id"], max_uses=None)
     slow, quick = cloud.enrol(token), cloud.enrol(token)
     plan = cloud.plan(slow)
@@ -65,7 +74,8 @@ def series(cloud) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("fedwear_request_seconds_count")]
 
 
-def test_metrics_do_not_grow_with_made_up_methods_or_paths(cloud):
+def test_metrics_do_not_grow_with_made_up_methods_or_paths(service):
+    cloud, _ = service
     requests.request("BREW", f"{cloud.url}/healthz")
     requests.get(f"{cloud.url}/no-such-page")
     before = series(cloud)
@@ -80,8 +90,8 @@ def test_metrics_do_not_grow_with_made_up_methods_or_paths(cloud):
     assert 'method="other"' in "\n".join(after)
 
 
-def test_json_bodies_sent_chunked_are_limited_and_parsed(cloud, bundle_dir):
-    job = cloud.create_job(bundle_dir)
+def test_json_bodies_sent_chunked_are_limited_and_parsed(service):
+    cloud, job = service
     device = cloud.enrol(cloud.token(job["id"]))
     round_id = cloud.plan(device)["round"]["id"]
     url = f"{cloud.url}/v1/rounds/{round_id}/report"
@@ -102,8 +112,8 @@ def test_json_bodies_sent_chunked_are_limited_and_parsed(cloud, bundle_dir):
 
 
 @pytest.mark.parametrize("send", ["sized", "chunked"])
-def test_deeply_nested_json_is_a_bad_request(cloud, bundle_dir, send):
-    job = cloud.create_job(bundle_dir)
+def test_deeply_nested_json_is_a_bad_request(service, bundle_dir, send):
+    cloud, job = service
     device = cloud.enrol(cloud.token(job["id"]))
     round_id = cloud.plan(device)["round"]["id"]
     nested = b"[" * 20000 + b"]" * 20000  # 40 KB: under the size limit

@@ -132,7 +132,8 @@ def test_wrong_key_fingerprint(world):
     assert_error(world["cloud"].upload(world["device"], round_id, payload), 400, "key_mismatch",
                  "another public key")
     wrong_params = CryptoParams(max_contributors=49, max_weight=500)
-    payload = UpdateEncoder(wrong_params, world["encoder"].public).encode(np.zeros(values), 1, round_id=round_id).payload
+    payload = UpdateEncoder(wrong_params, world["encoder"].public).encode(np.zeros(values), 1,
+                                                                         round_id=round_id).payload
     assert_error(world["cloud"].upload(world["device"], round_id, payload), 400, "params_mismatch",
                  "other crypto parameters")
     assert state(world) == before
@@ -185,5 +186,6 @@ def test_upload_to_a_closed_round(world, bundle_dir):
     for d in devices[:2]:
         payload = encoder.encode(np.zeros(plan["shared_values"]), 1, round_id=round_id).payload
         assert cloud.upload(d, round_id, payload).status_code == 200
-    late = cloud.upload(devices[2], round_id, encoder.encode(np.zeros(plan["shared_values"]), 1, round_id=round_id).payload)
+    late = cloud.upload(devices[2], round_id,
+                        encoder.encode(np.zeros(plan["shared_values"]), 1, round_id=round_id).payload)
     assert late.status_code == 409 and late.json()["error"] == "round_closed"

@@ -42,7 +42,8 @@ def install_error_handlers(app: Flask) -> None:
         code = (err.name or "error").lower().replace(" ", "_")
         message = err.description or err.name
         if err.code == 413:
-            message = f"request body is larger than the limit of {g.get('body_limit') or request.max_content_length} bytes"
+            limit = g.get("body_limit") or request.max_content_length
+            message = f"request body is larger than the limit of {limit} bytes"
         headers = {"Allow": ", ".join(err.valid_methods)} if getattr(err, "valid_methods", None) else None
         return error_response(app, err.code, code, message, headers)
 
