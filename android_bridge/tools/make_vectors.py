@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -106,9 +107,10 @@ def standard_randomisers(public: PublicKey, units: list[int]) -> list[int]:
         return [int(r) for r in randomisers.StandardRandomiser(public).take(len(units))]
 
 
-def short_exponent_randomisers(public: PublicKey, unit: int, exponents: list[int], window_bits: int) -> list[int]:
+def short_exponent_randomisers(public: PublicKey, unit: int, exponents: list[int], window_bits: int,
+                               exponent_bits: int) -> list[int]:
     with mock.patch.object(randomisers, "_unit_below", return_value=gmpy2.mpz(unit)):
-        source = randomisers.ShortExponentRandomiser(public, window_bits=window_bits)
+        source = randomisers.ShortExponentRandomiser(public, window_bits=window_bits, exponent_bits=exponent_bits)
     with mock.patch.object(randomisers.secrets, "randbits", side_effect=exponents):
         return [int(r) for r in source.take(len(exponents))]
 
@@ -118,7 +120,8 @@ def codec_vectors() -> dict:
     public3072, _ = fixed_key(3072, 2)
     rng = np.random.default_rng(7)
     units = [int(x) % int(public.n) for x in (int.from_bytes(rng.bytes(256), "big") for _ in range(6))]
-    params = CryptoParams(quant_bits=12, clip=0.5, max_contributors=50, max_weight=500, randomiser="short-exponent")
+    params = CryptoParams(quant_bits=12, clip=0.5, max_contributors=50, max_weight=500, randomiser="short-exponent",
+                          guard_bits=2)
     update = rng.normal(0, 0.3, 300).astype(np.float32)
     update[:4] = [0.0, 0.5, -0.5, 2.0]
     draws = rng.random(update.size)
@@ -128,19 +131,22 @@ def codec_vectors() -> dict:
     given = standard_randomisers(public, units[: len(plaintexts)])
     encoder = UpdateEncoder(params, public, randomiser=Given(given))
     encoder._rng = Draws(draws)
-    payload = encoder.encode(update, weight).payload
+    payload = encoder.encode(update, weight, round_id=ROUND_ID).payload
     exponents = [int.from_bytes(rng.bytes(128), "big") for _ in range(3)]
-    pool_dir = Path(__import__("tempfile").mkdtemp())
-    pool = randomisers.RandomiserPool(pool_dir / "pool", public)
-    pool.fill(2, Given(given[:2]))
-    pool_bytes = (pool_dir / "pool").read_bytes()
+    # The default table (8-bit windows, key_bits / 2 exponent bits) takes 32k products to build; the
+    # vectors check 8-bit windows on 256-bit exponents and 5-bit windows on the default exponents.
+    tables = ((8, 256), (5, public.bits // 2))
+    with tempfile.TemporaryDirectory() as pool_dir:
+        pool = randomisers.RandomiserPool(Path(pool_dir) / "pool", public)
+        pool.fill(2, Given(given[:2]))
+        pool_bytes = (Path(pool_dir) / "pool").read_bytes()
     return {
         "key": {"n": format(int(public.n), "x"), "p": format(private.phe.p, "x"), "q": format(private.phe.q, "x"),
                 "json": public.to_json(), "fingerprint": public.fingerprint().hex()},
         "key_3072": {"json": public3072.to_json(), "fingerprint": public3072.fingerprint().hex()},
         "params": {"default": params_entry(CryptoParams()), "round": params_entry(params),
                    "key_3072": params_entry(CryptoParams(key_bits=3072, quant_bits=20, clip=2.5,
-                                                         max_contributors=7, max_weight=1000))},
+                                                         max_contributors=7, max_weight=1000, guard_bits=1))},
         "quantisation": {"params": "round", "update": update.astype(np.float64).tolist(), "weight": weight,
                          "uniforms": draws.tolist(), "slots": quantised.slots.tolist(),
                          "clipped_fraction": quantised.clipped_fraction,
@@ -148,9 +154,11 @@ def codec_vectors() -> dict:
         "standard": {"units": [format(u, "x") for u in units[:3]],
                      "randomisers": [format(r, "x") for r in standard_randomisers(public, units[:3])]},
         "short_exponent": [
-            {"unit": format(units[5], "x"), "window_bits": w, "exponents": [format(a, "x") for a in exponents],
-             "randomisers": [format(r, "x") for r in short_exponent_randomisers(public, units[5], exponents, w)]}
-            for w in (8, 5)
+            {"unit": format(units[5], "x"), "window_bits": w, "exponent_bits": e,
+             "exponents": [format(a % (1 << e), "x") for a in exponents],
+             "randomisers": [format(r, "x") for r in
+                             short_exponent_randomisers(public, units[5], [a % (1 << e) for a in exponents], w, e)]}
+            for w, e in tables
         ],
         "payload": {"params": "round", "round_id": ROUND_ID, "randomisers": [format(r, "x") for r in given],
                     "hex": payload.hex()},

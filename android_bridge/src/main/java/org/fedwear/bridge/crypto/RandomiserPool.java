@@ -11,14 +11,14 @@ import org.fedwear.bridge.io.Storage;
 /**
  * Randomisers computed ahead of use (while the device charges) in one file bound to one public key.
  *
- * <p>The file format is the Python SDK's: "FWRP" 0x01, the key fingerprint, then records of
+ * <p>The file format is the Python SDK's: "FWRP" 0x02, the key fingerprint, then records of
  * 2 * ceil(bits / 8) bytes, unsigned big-endian. {@link #take} reads the last records and truncates
  * the file, with an fsync, before it returns them, so a randomiser is never handed out twice, in one
  * process or across crashes and restarts. The file must stay the device's alone: a copy restored
  * from a backup or a cloned device image would hand randomisers out a second time.
  */
 public final class RandomiserPool implements Randomiser {
-    private static final byte[] MAGIC = {'F', 'W', 'R', 'P', 1};
+    private static final byte[] MAGIC = {'F', 'W', 'R', 'P', 2};  // version 2: bound to the version-2 key fingerprint
 
     private final File file;
     private final PublicKey key;

@@ -81,7 +81,7 @@ public class CodecVectorsTest {
         for (int c = 0; c < cases.length(); c++) {
             JSONObject v = cases.getJSONObject(c);
             ShortExponentRandomiser randomiser = new ShortExponentRandomiser(key, v.getInt("window_bits"),
-                    key.bits / 2, Vectors.hex(v.getString("unit")), new SecureRandom());
+                    v.getInt("exponent_bits"), Vectors.hex(v.getString("unit")), new SecureRandom());
             BigInteger[] exponents = Vectors.hexes(v.getJSONArray("exponents"));
             BigInteger[] expected = Vectors.hexes(v.getJSONArray("randomisers"));
             for (int i = 0; i < exponents.length; i++) {
