@@ -32,6 +32,9 @@ JSON_JAR := $(JAVA_SHARE)/com.android.json.jar
 JUNIT_JARS := $(JAVA_SHARE)/junit4.jar:$(JAVA_SHARE)/hamcrest.jar
 BRIDGE_SOURCES := $(shell find $(BRIDGE)/src/main/java -name '*.java')
 BRIDGE_TESTS := $(shell find $(BRIDGE)/src/test -type f)
+# TfLiteTrainer needs TensorFlow Lite for Android; here it is only type-checked against the
+# compile-only declarations in src/tflite-api, never packaged.
+BRIDGE_TFLITE := $(shell find $(BRIDGE)/src/tflite $(BRIDGE)/src/tflite-api -name '*.java')
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JAVAC := javac --release 11 -encoding UTF-8 -Xlint:all,-try -Werror
 
@@ -48,6 +51,12 @@ $(BRIDGE_OUT)/fedwear-bridge.jar: $(BRIDGE_SOURCES) | bridge-deps
 	@$(JAVAC) -cp $(JSON_JAR) -d $(BRIDGE_OUT)/classes $(BRIDGE_SOURCES)
 	@jar cf $@ -C $(BRIDGE_OUT)/classes .
 
+$(BRIDGE_OUT)/tflite.stamp: $(BRIDGE_OUT)/fedwear-bridge.jar $(BRIDGE_TFLITE)
+	@echo "javac $(BRIDGE)/src/tflite (type check against src/tflite-api)"
+	@rm -rf $(BRIDGE_OUT)/tflite-check
+	@$(JAVAC) -cp $(BRIDGE_OUT)/fedwear-bridge.jar:$(JSON_JAR) -d $(BRIDGE_OUT)/tflite-check $(BRIDGE_TFLITE)
+	@touch $@
+
 $(BRIDGE_OUT)/tests.stamp: $(BRIDGE_OUT)/fedwear-bridge.jar $(BRIDGE_TESTS)
 	@echo "javac $(BRIDGE)/src/test -> $(BRIDGE_OUT)/test-classes"
 	@rm -rf $(BRIDGE_OUT)/test-classes
@@ -56,7 +65,7 @@ $(BRIDGE_OUT)/tests.stamp: $(BRIDGE_OUT)/fedwear-bridge.jar $(BRIDGE_TESTS)
 	@cp -r $(BRIDGE)/src/test/resources/. $(BRIDGE_OUT)/test-classes/
 	@touch $@
 
-bridge-build: $(BRIDGE_OUT)/tests.stamp
+bridge-build: $(BRIDGE_OUT)/tests.stamp $(BRIDGE_OUT)/tflite.stamp
 
 bridge: bridge-build
 	@java -cp $(BRIDGE_OUT)/fedwear-bridge.jar:$(BRIDGE_OUT)/test-classes:$(JSON_JAR):$(JUNIT_JARS) \

@@ -7,6 +7,7 @@ import org.fedwear.bridge.client.FedWearClient;
 import org.fedwear.bridge.client.FileDeviceKey;
 import org.fedwear.bridge.client.LocalUpdate;
 import org.fedwear.bridge.client.RoundOutcome;
+import org.fedwear.bridge.client.ServerException;
 
 /**
  * Takes part in the current round with an update computed elsewhere (a file of little-endian
@@ -29,11 +30,17 @@ public final class Participate {
 
     public static void main(String[] argv) throws Exception {
         Arguments args;
+        int version;
+        int windows;
         try {
             args = new Arguments(argv, new HashSet<>(Arrays.asList("--server", "--token", "--storage", "--update",
                     "--windows", "--model-version", "--accuracy", "--name")),
                     new HashSet<>(Arrays.asList("--device-key", "--exit-after-store")));
-            args.required("--update");
+            for (String name : new String[] {"--server", "--token", "--storage", "--update"}) {
+                args.required(name);
+            }
+            version = Integer.parseInt(args.required("--model-version"));
+            windows = Integer.parseInt(args.required("--windows"));
         } catch (IllegalArgumentException e) {
             System.err.println("error: " + e.getMessage());
             System.exit(2);
@@ -45,13 +52,12 @@ public final class Participate {
         if (args.flag("--device-key")) {
             builder.deviceKey(FileDeviceKey.loadOrCreate(new File(storage, "device-key.json")));
         }
-        int version = Integer.parseInt(args.required("--model-version"));
-        int windows = Integer.parseInt(args.required("--windows"));
         String accuracy = args.optional("--accuracy", null);
         File update = new File(args.required("--update"));
         Runnable crash = args.flag("--exit-after-store") ? () -> Runtime.getRuntime().halt(75) : null;
+        RoundOutcome outcome;
         try (FedWearClient client = builder.build()) {
-            RoundOutcome outcome = client.participate(plan -> {
+            outcome = client.participate(plan -> {
                 if (plan.modelVersion != version) {
                     throw new IllegalStateException("the update was computed on model v" + version
                             + " but the round trains v" + plan.modelVersion);
@@ -59,9 +65,13 @@ public final class Participate {
                 return new LocalUpdate(FedWearClient.readFloats(update), windows,
                         accuracy == null ? null : Double.valueOf(accuracy));
             }, crash);
-            System.out.println(outcome.toJson());
-            boolean sent = "uploaded".equals(outcome.status) || "already_uploaded".equals(outcome.status);
-            System.exit(sent ? 0 : 3);
+        } catch (ServerException e) {
+            System.err.println("refused: " + e.getMessage());
+            System.exit(3);
+            return;
         }
+        System.out.println(outcome.toJson());
+        boolean sent = "uploaded".equals(outcome.status) || "already_uploaded".equals(outcome.status);
+        System.exit(sent ? 0 : 3);
     }
 }
