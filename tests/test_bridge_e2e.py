@@ -81,14 +81,19 @@ def test_java_and_python_devices_share_a_round_and_a_crashed_java_device_is_coun
     assert replay.status_code == 200 and replay.json()["contributors"] == 3
     assert cloud.job(job["id"])["rounds"][0]["contributors"] == 3
 
-    last = bridge_java.last_json(participate(classpath, cloud.url, token, java_b, files[1], windows[3], 1))
+    # Device B fills its randomiser pool first (as while charging); its upload draws from the pool.
+    params = CryptoParams.from_dict({k: v for k, v in plan["crypto"].items() if k != "public_key"})
+    needed = params.plaintexts_for(plan["shared_values"])
+    last = bridge_java.last_json(participate(classpath, cloud.url, token, java_b, files[1], windows[3], 1,
+                                             "--fill-pool", needed + 3))
     assert last["status"] == "uploaded" and last["answer"]["contributors"] == 4
+    (pool,) = java_b.glob("randomisers-*.pool")
+    assert pool.stat().st_size == 37 + 3 * params.ciphertext_bytes  # the upload took `needed` of them
     assert (java_b / "bundle" / "model.tflite").read_bytes() == (bundle_dir / "model.tflite").read_bytes()
 
     device = cloud.enrol(cloud.token(job["id"]))
     cloud.wait_for_version(device, 2)
     published = cloud.weights(device, 2)
-    params = CryptoParams.from_dict({k: v for k, v in plan["crypto"].items() if k != "public_key"})
     weights = [params.weight_of(n) for n in windows]
     clipped = [np.clip(d.astype(np.float64), -params.clip, params.clip) for d in deltas]
     fedavg = v1.astype(np.float64) + sum(w * d for w, d in zip(weights, clipped)) / sum(weights)

@@ -208,7 +208,9 @@ public final class FedWearClient implements Closeable {
         }
         float[] shared = readFloats(weights);
         if (shared.length != fresh.sharedValues) {
-            throw new BundleException(weights + " holds " + shared.length + " weights, the plan says " + fresh.sharedValues);
+            Files.deleteIfExists(weights.toPath());  // fetched again next time
+            throw new BundleException("weights v" + fresh.modelVersion + " hold " + shared.length
+                    + " values, the plan says " + fresh.sharedValues);
         }
         if (trainerFactory != null) {
             boolean opened = trainer == null;
@@ -333,9 +335,11 @@ public final class FedWearClient implements Closeable {
     }
 
     private UpdateEncoder encoder(Plan p) throws IOException {
-        RandomiserPool pool = pool(p.publicKey);
-        if (pool.size() >= p.params.plaintextsFor(p.sharedValues)) {
-            return new UpdateEncoder(p.params, p.publicKey, pool, Quantised.randomUniforms());
+        if (poolFile(p.publicKey).exists()) {
+            RandomiserPool pool = new RandomiserPool(poolFile(p.publicKey), p.publicKey);
+            if (pool.size() >= p.params.plaintextsFor(p.sharedValues)) {
+                return new UpdateEncoder(p.params, p.publicKey, pool, Quantised.randomUniforms());
+            }
         }
         String key = Bytes.hex(p.publicKey.fingerprint()) + Bytes.hex(p.params.fingerprint()) + p.params.randomiser;
         UpdateEncoder cached = encoders.get(key);
@@ -347,9 +351,8 @@ public final class FedWearClient implements Closeable {
         return cached;
     }
 
-    private RandomiserPool pool(PublicKey key) throws IOException {
-        String name = "randomisers-" + Bytes.hex(key.fingerprint()).substring(0, 16) + ".pool";
-        return new RandomiserPool(new File(storage, name), key);
+    private File poolFile(PublicKey key) {
+        return new File(storage, "randomisers-" + Bytes.hex(key.fingerprint()).substring(0, 16) + ".pool");
     }
 
     /**
@@ -359,7 +362,7 @@ public final class FedWearClient implements Closeable {
      */
     public int fillRandomiserPool(int count) throws IOException, ServerException {
         PublicKey key = (plan != null ? plan : sync()).publicKey;
-        RandomiserPool pool = pool(key);
+        RandomiserPool pool = new RandomiserPool(poolFile(key), key);
         pool.fill(count, new StandardRandomiser(key));
         return pool.size();
     }

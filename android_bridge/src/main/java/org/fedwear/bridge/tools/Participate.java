@@ -17,8 +17,11 @@ import org.fedwear.bridge.client.ServerException;
  * <pre>
  * java -cp fedwear-bridge.jar:json.jar org.fedwear.bridge.tools.Participate --server URL --token TOKEN \
  *     --storage DIR --update delta.f32 --windows N --model-version V [--accuracy A] [--device-key] \
- *     [--exit-after-store]
+ *     [--fill-pool N] [--exit-after-store]
  * </pre>
+ *
+ * {@code --fill-pool N} first computes N randomisers into the device's pool (as an app does while
+ * charging); the upload then draws its randomisers from the pool when it holds enough.
  *
  * Exit status: 0 uploaded or already uploaded, 3 skipped or refused, 2 bad arguments, 1 failure.
  * {@code --exit-after-store} halts the process right after the payload is stored (status 75), as a
@@ -34,7 +37,7 @@ public final class Participate {
         int windows;
         try {
             args = new Arguments(argv, new HashSet<>(Arrays.asList("--server", "--token", "--storage", "--update",
-                    "--windows", "--model-version", "--accuracy", "--name")),
+                    "--windows", "--model-version", "--accuracy", "--name", "--fill-pool")),
                     new HashSet<>(Arrays.asList("--device-key", "--exit-after-store")));
             for (String name : new String[] {"--server", "--token", "--storage", "--update"}) {
                 args.required(name);
@@ -56,7 +59,11 @@ public final class Participate {
         File update = new File(args.required("--update"));
         Runnable crash = args.flag("--exit-after-store") ? () -> Runtime.getRuntime().halt(75) : null;
         RoundOutcome outcome;
+        int fill = Integer.parseInt(args.optional("--fill-pool", "0"));
         try (FedWearClient client = builder.build()) {
+            if (fill > 0) {
+                client.fillRandomiserPool(fill);
+            }
             outcome = client.participate(plan -> {
                 if (plan.modelVersion != version) {
                     throw new IllegalStateException("the update was computed on model v" + version
