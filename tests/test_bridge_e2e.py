@@ -56,23 +56,25 @@ def test_java_and_python_devices_share_a_round_and_a_crashed_java_device_is_coun
         files[-1].write_bytes(delta.astype("<f4").tobytes())
     java_a, java_b = tmp_path / "java0", tmp_path / "java1"
     windows = [len(d.labels) for d in devices]
+    single_use = cloud.token(job["id"], max_uses=1)  # device A must enrol once, whatever restarts
 
-    stale = participate(classpath, cloud.url, token, java_a, files[0], windows[2], 2)
+    stale = participate(classpath, cloud.url, single_use, java_a, files[0], windows[2], 2)
     assert stale.returncode == 1 and "computed on model v2" in stale.stderr
     assert not list(java_a.glob("rounds/*.bin"))
 
-    crashed = participate(classpath, cloud.url, token, java_a, files[0], windows[2], 1, "--exit-after-store")
+    assert (java_a / "credentials.json").stat().st_mode & 0o777 == 0o600
+    crashed = participate(classpath, cloud.url, single_use, java_a, files[0], windows[2], 1, "--exit-after-store")
     assert crashed.returncode == 75, crashed.stderr
     stored = java_a / "rounds" / f"{round_id}.bin"
     assert stored.is_file() and (stored.stat().st_mode & 0o777) == 0o600
     assert cloud.job(job["id"])["rounds"][0]["contributors"] == 2  # stored, not sent
 
-    restarted = participate(classpath, cloud.url, token, java_a, files[0], windows[2], 1)
+    restarted = participate(classpath, cloud.url, single_use, java_a, files[0], windows[2], 1)
     outcome = bridge_java.last_json(restarted)
     assert restarted.returncode == 0 and outcome["status"] == "uploaded", restarted.stderr
     assert outcome["bytes_up"] == stored.stat().st_size and outcome["round_id"] == round_id
     assert outcome["answer"]["contributors"] == 3
-    again = bridge_java.last_json(participate(classpath, cloud.url, token, java_a, files[0], windows[2], 1))
+    again = bridge_java.last_json(participate(classpath, cloud.url, single_use, java_a, files[0], windows[2], 1))
     assert again["status"] == "already_uploaded"
     # The stored bytes are the accepted ones: sent again they get the first answer, not a conflict.
     credentials = json.loads((java_a / "credentials.json").read_text())
