@@ -219,9 +219,11 @@ public final class FedWearClient implements Closeable {
             }
             trainer.setWeights(Trainer.Part.SHARED, shared);
             if (opened) {
+                // Personal layers of another model shape (a new bundle) start again from the shared ones.
                 File personal = personalFile();
-                if (personal.exists()) {
-                    trainer.setWeights(Trainer.Part.PERSONAL, readFloats(personal));
+                float[] kept = personal.exists() ? readFloats(personal) : new float[0];
+                if (kept.length == manifest.personal.size()) {
+                    trainer.setWeights(Trainer.Part.PERSONAL, kept);
                 } else {
                     Training.resetPersonal(trainer);
                 }
