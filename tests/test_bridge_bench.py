@@ -13,7 +13,7 @@ def test_bench_bridge_prints_java_and_python_encryption_times_as_one_json_line()
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     for language in ("java_encrypt_s", "python_encrypt_s"):
-        assert set(report[language]["400"]) == {"standard", "short-exponent"}
+        assert set(report[language]["400"]) == {"standard", "short-exponent", "pool"}
         assert all(seconds > 0 for seconds in report[language]["400"].values())
     step = 2 / (2**16 - 1)
     assert all(error <= step for error in report["max_abs_error"].values())  # the timed payloads decrypt right

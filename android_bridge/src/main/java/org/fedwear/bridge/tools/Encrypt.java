@@ -12,6 +12,7 @@ import org.fedwear.bridge.crypto.CryptoParams;
 import org.fedwear.bridge.crypto.PublicKey;
 import org.fedwear.bridge.crypto.Quantised;
 import org.fedwear.bridge.crypto.Randomiser;
+import org.fedwear.bridge.crypto.RandomiserPool;
 import org.fedwear.bridge.crypto.UpdateEncoder;
 import org.json.JSONArray;
 import org.json.JSONObject;
@@ -22,9 +23,12 @@ import org.json.JSONObject;
  *
  * <pre>
  * java ... org.fedwear.bridge.tools.Encrypt --crypto crypto.json --update delta.f32 --weight W --round R \
- *     --out payload.bin [--repeat K]
+ *     --out payload.bin [--repeat K] [--pool FILE]
  * </pre>
  * The randomiser is the crypto object's; the short-exponent table is built once and timed apart.
+ * With {@code --pool}, the crypto object's randomiser first fills a randomiser pool with as many
+ * randomisers as the encryptions need (untimed, as a device does while charging) and the timed
+ * encryptions draw from the pool.
  */
 public final class Encrypt {
     private Encrypt() {
@@ -32,7 +36,7 @@ public final class Encrypt {
 
     public static void main(String[] argv) throws Exception {
         Arguments args = new Arguments(argv, new HashSet<>(Arrays.asList("--crypto", "--update", "--weight", "--round",
-                "--out", "--repeat")), new HashSet<>());
+                "--out", "--repeat", "--pool")), new HashSet<>());
         JSONObject crypto = new JSONObject(new String(Files.readAllBytes(new File(args.required("--crypto")).toPath()),
                 StandardCharsets.UTF_8));
         CryptoParams params = CryptoParams.fromJson(crypto);
@@ -43,6 +47,12 @@ public final class Encrypt {
         int repeat = Integer.parseInt(args.optional("--repeat", "1"));
         long start = System.nanoTime();
         Randomiser randomiser = Randomiser.forMode(params.randomiser, key);
+        String poolFile = args.optional("--pool", null);
+        if (poolFile != null) {
+            RandomiserPool pool = new RandomiserPool(new File(poolFile), key);
+            pool.fill(repeat * params.plaintextsFor(update.length), randomiser);
+            randomiser = pool;
+        }
         double setupS = (System.nanoTime() - start) / 1e9;
         UpdateEncoder encoder = new UpdateEncoder(params, key, randomiser, Quantised.randomUniforms());
         JSONArray times = new JSONArray();
