@@ -1,10 +1,9 @@
 """The model as a tf.Module whose signatures convert to TFLite builtin ops only.
 
-Training steps use hand-derived gradients (matmul, transpose, pad, masks,
-reductions) instead of autodiff, whose ops (ReluGrad and friends) would need
-the Flex delegate that tflite-runtime does not ship. The im2col form of a
-valid Conv1D makes its weight gradient one matmul and its input gradient a sum
-of shifted slices.
+Training steps use hand-derived gradients built from cloud.builtin_layers
+(matmul, gather, pad, masks, reductions) instead of autodiff, whose ops
+(ReluGrad and friends) would need the Flex delegate that tflite-runtime does
+not ship.
 """
 
 from __future__ import annotations
@@ -12,39 +11,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from cloud import builtin_layers as nn
 from cloud.har_model import ModelConfig
 from sdk.bundle import WeightLayout
-
-
-def _frames(h: tf.Tensor, k: int) -> tf.Tensor:
-    """(B, T, C) -> (B, T-k+1, k*C): the k-sample frames of a valid Conv1D."""
-    t_out = h.shape[1] - k + 1
-    return tf.concat([h[:, j : j + t_out, :] for j in range(k)], axis=2)
-
-
-def _unframe(d_frames: tf.Tensor, k: int, channels: int) -> tf.Tensor:
-    """Adjoint of _frames: (B, T-k+1, k*C) -> (B, T, C), summing overlaps."""
-    parts = [
-        tf.pad(d_frames[:, :, j * channels : (j + 1) * channels], [[0, 0], [j, k - 1 - j], [0, 0]])
-        for j in range(k)
-    ]
-    return tf.add_n(parts)
-
-
-def _matmul_2d(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """(B, T, n) @ (n, m) -> (B, T, m)."""
-    t, n = a.shape[1], a.shape[2]
-    out = tf.matmul(tf.reshape(a, [-1, n]), b)
-    return tf.reshape(out, [-1, t, b.shape[1]])
-
-
-def _outer_sum(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """sum over batch and time of a^T b for (B, T, n), (B, T, m) -> (n, m)."""
-    return tf.matmul(tf.reshape(a, [-1, a.shape[2]]), tf.reshape(b, [-1, b.shape[2]]), transpose_a=True)
-
-
-def _relu_mask(h: tf.Tensor) -> tf.Tensor:
-    return tf.cast(h > 0, tf.float32)
 
 
 class TrainableHarModule(tf.Module):
@@ -108,66 +77,38 @@ class TrainableHarModule(tf.Module):
         }
 
     # Forward pieces --------------------------------------------------------
-    def _conv(self, h, layer):
-        kernel = self.v[f"{layer}/kernel"]
-        k, cin, cout = kernel.shape
-        frames = _frames(h, k)
-        z = _matmul_2d(frames, tf.reshape(kernel, [k * cin, cout])) + self.v[f"{layer}/bias"]
-        return frames, tf.nn.relu(z)
+    def _dense(self, x, layer):
+        return nn.dense(x, self.v[f"{layer}/kernel"], self.v[f"{layer}/bias"])
+
+    def _dense_grads(self, x, d_z, layer, g, want_input=True):
+        """Stores the layer's kernel and bias gradients in g; returns its input gradient."""
+        g[f"{layer}/kernel"], g[f"{layer}/bias"], d_x = nn.dense_grads(x, d_z, self.v[f"{layer}/kernel"], want_input)
+        return d_x
 
     def _features(self, x):
         """(frames and outputs of every conv layer, pooled features, dense features)."""
         h = (x - self._mean) * self._inv_std
         convs = []
         for layer in self.config.conv_layers:
-            frames, h = self._conv(h, layer)
-            convs.append((frames, h))
-        pooled = tf.reduce_mean(h, axis=1)
-        feat = tf.nn.relu(tf.matmul(pooled, self.v["dense/kernel"]) + self.v["dense/bias"])
-        return convs, pooled, feat
+            framed, z = nn.conv1d(h, self.v[f"{layer}/kernel"], self.v[f"{layer}/bias"])
+            h = tf.nn.relu(z)
+            convs.append((framed, h))
+        pooled = nn.global_average_pool(h)
+        return convs, pooled, tf.nn.relu(self._dense(pooled, "dense"))
 
     def _personal_logits(self, pooled):
-        adapted = tf.nn.relu(tf.matmul(pooled, self.v["adapter/kernel"]) + self.v["adapter/bias"])
-        logits = tf.matmul(adapted, self.v["personal_head/kernel"]) + self.v["personal_head/bias"]
-        return adapted, logits
+        adapted = tf.nn.relu(self._dense(pooled, "adapter"))
+        return adapted, self._dense(adapted, "personal_head")
 
     def _infer(self, x):
         _, pooled, feat = self._features(x)
-        global_logits = tf.matmul(feat, self.v["head/kernel"]) + self.v["head/bias"]
         _, personal_logits = self._personal_logits(pooled)
         return {
-            "global_probs": tf.nn.softmax(global_logits),
+            "global_probs": tf.nn.softmax(self._dense(feat, "head")),
             "personal_probs": tf.nn.softmax(personal_logits),
         }
 
     # Training steps --------------------------------------------------------
-    @staticmethod
-    def _loss_and_grad(logits, y):
-        """Mean softmax cross-entropy and its gradient w.r.t. the logits."""
-        batch = tf.cast(tf.shape(logits)[0], tf.float32)
-        loss = -tf.reduce_sum(y * tf.nn.log_softmax(logits)) / batch
-        return loss, (tf.nn.softmax(logits) - y) / batch
-
-    @staticmethod
-    def _dense_grads(inputs, d_out, kernel):
-        """Kernel, bias and input gradients of inputs @ kernel + bias."""
-        return (
-            tf.matmul(inputs, d_out, transpose_a=True),
-            tf.reduce_sum(d_out, axis=0),
-            tf.matmul(d_out, kernel, transpose_b=True),
-        )
-
-    def _conv_grads(self, frames, d_z, layer, want_input):
-        kernel = self.v[f"{layer}/kernel"]
-        k, cin, cout = kernel.shape
-        d_kernel = tf.reshape(_outer_sum(frames, d_z), [k, cin, cout])
-        d_bias = tf.reduce_sum(d_z, axis=[0, 1])
-        d_input = None
-        if want_input:
-            d_frames = _matmul_2d(d_z, tf.transpose(tf.reshape(kernel, [k * cin, cout])))
-            d_input = _unframe(d_frames, k, cin)
-        return d_kernel, d_bias, d_input
-
     def _apply(self, grads: dict, lr, momentum):
         """SGD with momentum, as Keras does it: v = m*v - lr*g; w += v."""
         for name, grad in grads.items():
@@ -176,23 +117,16 @@ class TrainableHarModule(tf.Module):
 
     def _train_shared(self, x, y, lr, momentum):
         convs, pooled, feat = self._features(x)
-        logits = tf.matmul(feat, self.v["head/kernel"]) + self.v["head/bias"]
-        loss, d_logits = self._loss_and_grad(logits, y)
+        loss, d_logits = nn.softmax_cross_entropy(self._dense(feat, "head"), y)
         g = {}
-        g["head/kernel"], g["head/bias"], d_feat = self._dense_grads(
-            feat, d_logits, self.v["head/kernel"]
-        )
-        d_dense = d_feat * _relu_mask(feat)
-        g["dense/kernel"], g["dense/bias"], d_pooled = self._dense_grads(
-            pooled, d_dense, self.v["dense/kernel"]
-        )
-        top = convs[-1][1]
-        d_h = tf.expand_dims(d_pooled / float(top.shape[1]), 1) * tf.ones_like(top)
+        d_feat = self._dense_grads(feat, d_logits, "head", g)
+        d_pooled = self._dense_grads(pooled, nn.relu_grad(d_feat, feat), "dense", g)
+        d_h = nn.global_average_pool_grad(d_pooled, convs[-1][1])
         for i in reversed(range(len(convs))):
             layer = self.config.conv_layers[i]
-            frames, h = convs[i]
-            g[f"{layer}/kernel"], g[f"{layer}/bias"], d_h = self._conv_grads(
-                frames, d_h * _relu_mask(h), layer, want_input=i > 0
+            framed, h = convs[i]
+            g[f"{layer}/kernel"], g[f"{layer}/bias"], d_h = nn.conv1d_grads(
+                framed, nn.relu_grad(d_h, h), self.v[f"{layer}/kernel"], want_input=i > 0
             )
         self._apply(g, lr, momentum)
         return {"loss": loss}
@@ -205,25 +139,20 @@ class TrainableHarModule(tf.Module):
         d = float(adapted.shape[1])
         a_c = adapted - tf.reduce_mean(adapted, axis=0, keepdims=True)
         f_c = feat - tf.reduce_mean(feat, axis=0, keepdims=True)
-        diff = (tf.matmul(a_c, a_c, transpose_a=True) - tf.matmul(f_c, f_c, transpose_a=True)) / denom
-        return tf.reduce_sum(diff * diff) / (4 * d * d), tf.matmul(a_c, diff) / (d * d * denom)
+        diff = (nn.outer_sum(a_c, a_c) - nn.outer_sum(f_c, f_c)) / denom
+        return tf.reduce_sum(diff * diff) / (4 * d * d), nn.matmul(a_c, diff) / (d * d * denom)
 
     def _train_personal(self, x, y, lr, momentum, coral):
         _, pooled, feat = self._features(x)
         adapted, logits = self._personal_logits(pooled)
-        loss, d_logits = self._loss_and_grad(logits, y)
+        loss, d_logits = nn.softmax_cross_entropy(logits, y)
         g = {}
-        g["personal_head/kernel"], g["personal_head/bias"], d_adapted = self._dense_grads(
-            adapted, d_logits, self.v["personal_head/kernel"]
-        )
+        d_adapted = self._dense_grads(adapted, d_logits, "personal_head", g)
         coral_loss, d_coral = self._coral(adapted, feat)
-        loss = loss + coral * coral_loss
-        d_z = (d_adapted + coral * d_coral) * _relu_mask(adapted)
-        g["adapter/kernel"], g["adapter/bias"], _ = self._dense_grads(
-            pooled, d_z, self.v["adapter/kernel"]
-        )
+        d_z = nn.relu_grad(d_adapted + coral * d_coral, adapted)
+        self._dense_grads(pooled, d_z, "adapter", g, want_input=False)
         self._apply(g, lr, momentum)
-        return {"loss": loss}
+        return {"loss": loss + coral * coral_loss}
 
     # Weights in and out -----------------------------------------------------
     def _get(self, layout: WeightLayout):

@@ -114,6 +114,36 @@ def test_train_personal_matches_gradient_tape_and_freezes_features(fresh, norm, 
     assert np.array_equal(trainer.get_weights("shared"), shared_before)
 
 
+def signature_ops(model_path) -> dict[str, list[str]]:
+    """Builtin op names of each signature of a .tflite file; BATCH_MATMUL with its adjoint flags."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(model_path))
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    ops = {}
+    for signature in model.signatureDefs:
+        found = []
+        for op in model.subgraphs[signature.subgraphIndex].operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+            if name == "BATCH_MATMUL":
+                name += f"(adj_x={bool(op.builtinOptions.adjX)}, adj_y={bool(op.builtinOptions.adjY)})"
+            found.append(name)
+        ops[signature.signatureKey.decode()] = found
+    return ops
+
+
+def test_steps_keep_to_the_fast_op_layout(variant):
+    """No op that TFLite runs on a slow path: products as plain BATCH_MATMUL, no shape computed per call."""
+    ops = signature_ops(variant[2] / "model.tflite")
+    for name in ("infer", "train_shared", "train_personal"):
+        slow = [op for op in ops[name] if op in ("FULLY_CONNECTED", "ADD_N", "FILL", "BROADCAST_TO", "CONCATENATION")
+                or "adj_y=True" in op]
+        assert not slow, (name, slow)
+        assert "BATCH_MATMUL(adj_x=False, adj_y=False)" in ops[name] and "GATHER" in ops[name]
+
+
 def test_inference_matches_keras(fresh, norm):
     model, trainer, _ = fresh
     x, _ = batch(norm, n=300, seed=2)

@@ -1,0 +1,115 @@
+"""Forward and backward passes of layers, written in TFLite builtin ops only.
+
+The pieces of a training step that runs on plain tflite-runtime: autodiff ops
+(ReluGrad, Conv2DBackpropInput, ...) need the Flex delegate, these do not.
+Their op layout follows what TFLite's kernels run fastest (measured op by op
+with variants of the training signatures, see docs/bundle.md):
+
+- every product is one BATCH_MATMUL whose right operand is not marked
+  transposed: FULLY_CONNECTED with a weight that is not a constant, and
+  BATCH_MATMUL with ``adj_y``, take a path about three times slower, so a
+  transposed weight is transposed explicitly first (a few thousand values);
+- the k taps of a valid Conv1D are framed (im2col) by one GATHER with a fixed
+  index tensor, faster than concatenating k shifted slices;
+- the input gradient of a Conv1D (the adjoint of framing) adds k padded
+  slices with ADD, faster than one ADD_N.
+
+Shapes: time series are (batch, steps, channels); kernels are Keras's
+(kernel_size, in, out) for Conv1D and (in, out) for Dense.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def matmul(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """(n, k) @ (k, m) as one BATCH_MATMUL without transposed operands."""
+    k, m = b.shape
+    product = tf.matmul(tf.reshape(a, [1, -1, k]), tf.reshape(b, [1, k, m]))
+    return tf.reshape(product, [-1, m])
+
+
+def outer_sum(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """a^T @ b for (n, k) and (n, m): the sum over rows of their outer products, (k, m)."""
+    return tf.matmul(a, b, transpose_a=True)
+
+
+def frames(h: tf.Tensor, k: int) -> tf.Tensor:
+    """(B, T, C) -> (B, T-k+1, k*C): the k-sample frames of a valid Conv1D, tap-major."""
+    steps, channels = h.shape[1] - k + 1, h.shape[2]
+    taps = np.arange(steps)[:, None] + np.arange(k)[None, :]
+    return tf.reshape(tf.gather(h, taps, axis=1), [-1, steps, k * channels])
+
+
+def unframe(d_frames: tf.Tensor, k: int, channels: int) -> tf.Tensor:
+    """Adjoint of frames: (B, T-k+1, k*C) -> (B, T, C), summing the overlaps."""
+    total = None
+    for j in range(k):
+        part = tf.pad(d_frames[:, :, j * channels : (j + 1) * channels], [[0, 0], [j, k - 1 - j], [0, 0]])
+        total = part if total is None else total + part
+    return total
+
+
+def conv1d(h: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Valid, stride-1 Conv1D before its activation: (frames of h, h * kernel + bias)."""
+    k, cin, cout = kernel.shape
+    framed = frames(h, k)
+    steps = framed.shape[1]
+    z = matmul(tf.reshape(framed, [-1, k * cin]), tf.reshape(kernel, [k * cin, cout]))
+    return framed, tf.reshape(z, [-1, steps, cout]) + bias
+
+
+def conv1d_grads(
+    framed: tf.Tensor, d_z: tf.Tensor, kernel: tf.Tensor, want_input: bool = True
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+    """Kernel, bias and (if wanted) input gradients of conv1d from the gradient of its output."""
+    k, cin, cout = kernel.shape
+    d_z_rows = tf.reshape(d_z, [-1, cout])
+    d_kernel = tf.reshape(outer_sum(tf.reshape(framed, [-1, k * cin]), d_z_rows), [k, cin, cout])
+    d_bias = tf.reduce_sum(d_z_rows, axis=0)
+    if not want_input:
+        return d_kernel, d_bias, None
+    d_framed = matmul(d_z_rows, tf.transpose(tf.reshape(kernel, [k * cin, cout])))
+    return d_kernel, d_bias, unframe(tf.reshape(d_framed, [-1, d_z.shape[1], k * cin]), k, cin)
+
+
+def dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """x @ kernel + bias, before the activation."""
+    return matmul(x, kernel) + bias
+
+
+def dense_grads(
+    x: tf.Tensor, d_z: tf.Tensor, kernel: tf.Tensor, want_input: bool = True
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+    """Kernel, bias and (if wanted) input gradients of dense from the gradient of its output."""
+    d_input = matmul(d_z, tf.transpose(kernel)) if want_input else None
+    return outer_sum(x, d_z), tf.reduce_sum(d_z, axis=0), d_input
+
+
+def relu_grad(d_out: tf.Tensor, out: tf.Tensor) -> tf.Tensor:
+    """Gradient before a ReLU from the gradient after it and its output."""
+    return d_out * tf.cast(out > 0, tf.float32)
+
+
+def global_average_pool(h: tf.Tensor) -> tf.Tensor:
+    """(B, T, C) -> (B, C): mean over time."""
+    return tf.reduce_mean(h, axis=1)
+
+
+def global_average_pool_grad(d_pooled: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
+    """(B, C) -> (B, T, C), h's shape: each step of h receives 1/T of the pooled gradient.
+
+    Broadcast by adding to zeros shaped like h: a shape computed from the batch
+    size (FILL, BROADCAST_TO) would make every later tensor dynamic, reallocated
+    on each call.
+    """
+    return tf.zeros_like(h) + tf.expand_dims(d_pooled / float(h.shape[1]), 1)
+
+
+def softmax_cross_entropy(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean softmax cross-entropy over the batch for one-hot y, and its gradient w.r.t. the logits."""
+    batch = tf.cast(tf.shape(logits)[0], tf.float32)
+    loss = -tf.reduce_sum(y * tf.nn.log_softmax(logits)) / batch
+    return loss, (tf.nn.softmax(logits) - y) / batch
