@@ -6,6 +6,9 @@ published weights it has, its personal layers, and per round the encrypted
 payload it prepared and the server's answer. A payload is stored before it is
 sent and sent again unchanged after a crash (the server answers a repeat with
 its first answer), so a device never contributes twice to one round.
+
+Encryption's expensive part can be done ahead: ``fill_randomiser_pool`` stores
+randomisers while the device charges and idles, and an upload draws them first.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sdk.crypto.keys import PublicKey
 from sdk.crypto.params import CryptoParams
 from sdk.crypto.randomisers import make_randomiser
 from sdk.personalisation import personalise, reset_personal
+from sdk.precompute import PoolFill, PoolFirstRandomiser
 from sdk.storage import write_atomically
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport, ServerError
@@ -40,6 +44,7 @@ class DeviceConditions:
     is_charging: Callable[[], bool] | None = None
     is_unmetered: Callable[[], bool] | None = None
     battery_level: Callable[[], float] | None = None
+    is_idle: Callable[[], bool] | None = None
     require_charging: bool = False
     require_unmetered: bool = False
     min_battery: float = 0.0
@@ -54,6 +59,17 @@ class DeviceConditions:
             return f"battery below {self.min_battery:.0%}"
         return None
 
+    def precompute_blocked_by(self) -> str | None:
+        """Why work ahead of a round (computing randomisers) must wait: not charging or not idle, or None.
+
+        A probe the app does not provide does not block.
+        """
+        if self.is_charging and not self.is_charging():
+            return "not charging"
+        if self.is_idle and not self.is_idle():
+            return "not idle"
+        return None
+
 
 @dataclass
 class RoundOutcome:
@@ -63,10 +79,15 @@ class RoundOutcome:
     status: str  # uploaded, already_uploaded, skipped, late_refused, refused
     reason: str = ""
     windows: int = 0
+    sync_s: float = 0.0  # plan and checks, downloads excluded
+    download_s: float = 0.0  # bundle and global weights, when they changed
     train_s: float = 0.0
     crypto_s: float = 0.0
+    upload_s: float = 0.0
+    randomisers: str = ""  # where the encryption's randomisers came from: pool, computed or mixed
     bytes_up: int = 0
-    bytes_down: int = 0
+    bytes_down: int = 0  # plan and downloads
+    bytes_downloaded: int = 0  # bundle and global weights alone
     clipped_fraction: float = 0.0
     answer: dict = field(default_factory=dict)
 
@@ -103,7 +124,9 @@ class FedWearClient:
         self.trainer: TFLiteTrainer | None = None
         self.plan: dict | None = None
         self.bytes_down = 0
+        self.bytes_downloaded, self.download_s = 0, 0.0
         self._encoders: dict[str, UpdateEncoder] = {}
+        self._randomisers: dict[str, PoolFirstRandomiser] = {}
         self._credentials: dict | None = None
 
     # Enrolment and sync --------------------------------------------------------
@@ -135,7 +158,10 @@ class FedWearClient:
         headers = {}
         if target.exists() and etag_file.exists():
             headers["If-None-Match"] = etag_file.read_text()
+        start = time.perf_counter()
         response = self._get(path, headers)
+        self.download_s += time.perf_counter() - start
+        self.bytes_downloaded += len(response.body)
         if response.status == 304:
             return
         write_atomically(target, response.body)
@@ -178,8 +204,34 @@ class FedWearClient:
         params = CryptoParams.from_dict(crypto)
         key = public.fingerprint().hex() + params.fingerprint().hex()
         if key not in self._encoders:
-            self._encoders[key] = UpdateEncoder(params, public, make_randomiser(params.randomiser, public))
+            self._encoders[key] = UpdateEncoder(params, public, self._randomiser(public, params.randomiser))
         return self._encoders[key]
+
+    def _randomiser(self, public: PublicKey, mode: str) -> PoolFirstRandomiser:
+        """The key's pool-first randomiser source; its pool lives in the storage directory."""
+        key = public.fingerprint().hex() + mode
+        if key not in self._randomisers:
+            self._randomisers[key] = PoolFirstRandomiser(self.storage / "randomisers", public, mode,
+                                                         make_randomiser(mode, public))
+        return self._randomisers[key]
+
+    def fill_randomiser_pool(self, max_count: int | None = None, max_seconds: float = 60.0) -> PoolFill:
+        """Computes randomisers ahead for the plan's public key, when the device conditions allow.
+
+        Call it while the device charges and idles (``DeviceConditions.is_charging``,
+        ``is_idle``); otherwise it returns at once, touching neither the network nor
+        the pool. Stops when the pool holds ``max_count`` (default: enough for two
+        uploads of the current model) or after about ``max_seconds``.
+        """
+        blocked = self.conditions.precompute_blocked_by()
+        if blocked:
+            return PoolFill(0, 0, 0.0, blocked)
+        if self.plan is None or self.trainer is None:
+            self.sync()
+        encoder = self._encoder(self.plan)
+        if max_count is None:
+            max_count = 2 * encoder.params.plaintexts_for(self.trainer.manifest.shared.size)
+        return encoder.randomiser.fill(max_count, max_seconds)
 
     def _round_files(self, round_id: int) -> tuple[Path, Path]:
         folder = self.storage / "rounds"
@@ -188,10 +240,14 @@ class FedWearClient:
     def participate(self, windows, labels, seed: int = 0,
                     before_upload: Callable[[], None] | None = None) -> RoundOutcome:
         """Trains on local windows and uploads the encrypted update for the current round."""
-        down_before = self.bytes_down
+        down_before, downloaded_before, download_s_before = self.bytes_down, self.bytes_downloaded, self.download_s
+        start = time.perf_counter()
         plan = self.sync()
         round_ = plan.get("round")
         outcome = RoundOutcome(round_["id"] if round_ else None, "skipped", windows=len(labels))
+        outcome.download_s = self.download_s - download_s_before
+        outcome.sync_s = time.perf_counter() - start - outcome.download_s
+        outcome.bytes_downloaded = self.bytes_downloaded - downloaded_before
         if round_ is None or round_["status"] != "open" or round_["model_version"] != plan["model_version"]:
             outcome.reason = "no open round"
             return outcome
@@ -215,12 +271,14 @@ class FedWearClient:
             encoder = self._encoder(plan)
             encoded = encoder.encode(delta, encoder.params.weight_of(len(labels)), round_id=round_["id"])
             outcome.crypto_s = time.perf_counter() - start
+            outcome.randomisers = encoder.randomiser.last
             outcome.clipped_fraction = encoded.clipped_fraction
             write_atomically(payload_file, encoded.payload)
             self._report(round_["id"], len(labels), accuracy)
         if before_upload is not None:
             before_upload()
         payload = payload_file.read_bytes()
+        start = time.perf_counter()
         try:
             response = self.transport.request("PUT", f"/v1/rounds/{round_['id']}/update", data=payload,
                                               headers=self._auth())
@@ -229,6 +287,7 @@ class FedWearClient:
             outcome.reason = f"{err.code}: {err.message}"
             write_atomically(answer_file, json.dumps({"refused": err.code}).encode())
             return outcome
+        outcome.upload_s = time.perf_counter() - start
         outcome.answer = response.json()
         write_atomically(answer_file, json.dumps(outcome.answer).encode())
         outcome.status, outcome.bytes_up = "uploaded", len(payload)

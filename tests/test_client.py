@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from device_sim import synthetic
-from sdk.client import DeviceConditions, FedWearClient
+from sdk.client import DeviceConditions, FedWearClient, local_update
+from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport, TransportError
 
 
@@ -78,3 +79,29 @@ def test_personalises_locally_and_predicts(cloud, job, tmp_path, data):
     assert client.evaluate(windows, labels)["accuracy"] > before
     restarted = FedWearClient(cloud.url, "unused", tmp_path / "device")
     assert np.array_equal(restarted.predict(windows), client.predict(windows))
+
+
+def test_precomputed_randomisers_take_encryption_off_the_round(cloud, bundle_dir, tmp_path, data):
+    token = cloud.token(cloud.create_job(bundle_dir, max_devices=2, min_devices=2)["id"])  # closes at two uploads
+    unplugged = FedWearClient(cloud.url, token, tmp_path / "a", conditions=DeviceConditions(is_charging=lambda: False))
+    assert unplugged.fill_randomiser_pool().stopped_by == "not charging"
+    assert not (tmp_path / "a" / "randomisers").exists()
+    busy = [True]
+    charging = FedWearClient(cloud.url, token, tmp_path / "b", conditions=DeviceConditions(
+        is_charging=lambda: True, is_idle=lambda: not busy[0]))
+    assert charging.fill_randomiser_pool().stopped_by == "not idle"
+    busy[0] = False
+    fill = charging.fill_randomiser_pool()  # default: two uploads' worth
+    assert fill.added == fill.size > 0 and fill.size % 2 == 0 and not fill.stopped_by
+    pooled = charging.participate(*data)
+    assert (pooled.status, pooled.randomisers) == ("uploaded", "pool")
+    assert charging._encoder(charging.plan).randomiser.stored == fill.size // 2
+    computed = unplugged.participate(*data)
+    assert (computed.status, computed.randomisers) == ("uploaded", "computed")
+    # both devices sent the same delta: the published model moved by it, so the pooled ciphertexts decrypt right
+    plan = charging.plan
+    expected = local_update(TFLiteTrainer(charging.storage / "bundle"), *data, plan["hyperparameters"], seed=0)
+    device = {"Authorization": charging._credentials["authorization"]}
+    cloud.wait_for_version(device, plan["model_version"] + 1)
+    moved = cloud.weights(device, plan["model_version"] + 1) - cloud.weights(device, plan["model_version"])
+    assert np.max(np.abs(moved - expected)) < 1e-3 and np.max(np.abs(expected)) > 1e-2
