@@ -153,13 +153,15 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None) -> 
               help="Cut the training recordings into windows overlapping by this fraction (e.g. 0.8); "
               "test windows keep the dataset's 0.5.")
 @click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
+@click.option("--int8", is_flag=True, help="Also export the final global model as an int8 inference model and "
+              "score it beside the float one on the same test windows (accuracy, latency per window).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--url", default=None, help="A running aggregation service (admin token: FEDWEAR_ADMIN_TOKEN); "
               "default: start one and a key service locally.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out/run"), show_default=True)
 def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
         baseline_epochs, lr, new_users, new_user_executions, dropout, stragglers, leave, join, faults,
-        round_timeout, engine, randomiser, conv_filters, dense_units, train_overlap, subjects, seed, url, out):
+        round_timeout, engine, randomiser, conv_filters, dense_units, train_overlap, subjects, int8, seed, url, out):
     """A fleet of virtual devices trains under encryption against real cloud processes, then a report."""
     from cloud.har_model import ModelConfig
     from device_sim.fleet import FleetConfig
@@ -179,7 +181,7 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
                          new_users=new_users, new_user_executions=new_user_executions, dropout=dropout,
                          stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
-                         randomiser=randomiser, model=model, seed=seed)
+                         randomiser=randomiser, model=model, int8=int8, seed=seed)
     _run_fleet(ds, config, out, url, training)
 
 

@@ -55,6 +55,7 @@ class FleetConfig:
     randomiser: str = "short-exponent"
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"conv_filters": (64, 128, 128)}
     engine: str = "encrypted"  # "plaintext": FedAvg in numpy; "tff": FedAvg in TensorFlow Federated
+    int8: bool = False  # also score the final global model as the bundle's int8 inference model
     seed: int = 0
 
 
@@ -301,6 +302,8 @@ class Fleet:
         try:
             weights = self.final_weights = self._train_rounds(bundle, initial)
             report = self._evaluate(bundle, initial, weights, k)
+            if c.int8:
+                report["int8"] = self._compare_int8(bundle, weights)
         finally:
             if self.cloud is not None:
                 self.cloud.stop()
@@ -398,6 +401,15 @@ class Fleet:
                 }
                 bar.advance()
         return self._summary(per_device, newcomers)
+
+    def _compare_int8(self, bundle: Path, weights: np.ndarray) -> dict:
+        from device_sim.quantised import compare_int8
+
+        x, _ = pooled([p.train for p in self.participants])
+        calibration = x[np.random.default_rng(self.config.seed).permutation(len(x))[:300]]
+        version = self.rounds[-1]["model_version"] + 1 if self.rounds else 1
+        tests = {p.data.device_id: (p.test.windows, p.test.labels) for p in self.participants}
+        return compare_int8(bundle, self.model_config, weights, version, calibration, tests, self.out / "bundle_final")
 
     def _personalise(self, trainer: TFLiteTrainer, data: DeviceData) -> None:
         c = self.config

@@ -108,4 +108,9 @@ def summary_lines(report: dict) -> list[str]:
     lines = [f"{k.replace('_', '-'):>13}: {mean[k]:.3f}" for k in KINDS]
     if nu["global"] is not None:
         lines.append(f"{'new users':>13}: global {nu['global']:.3f} -> personalised {nu['personalised']:.3f}")
+    if "int8" in report:
+        q = report["int8"]
+        lines.append(f"{'int8 global':>13}: {q['accuracy']['int8']:.3f} (float {q['accuracy']['float']:.3f}), "
+                     f"{q['int8_ms_per_window']:.3f} ms per window (float {q['float_ms_per_window']:.3f}), "
+                     f"{q['int8_kb']:.0f} KB")
     return lines

@@ -13,6 +13,7 @@ from sdk.storage import sha256_file
 BUNDLE_FORMAT = 1
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
+INT8_FILE = "infer_int8.tflite"  # optional: the quantised inference-only model
 SIGNATURES = (
     "infer",
     "train_shared",
@@ -91,6 +92,7 @@ class Manifest:
     signatures: tuple[str, ...] = SIGNATURES
     format: int = BUNDLE_FORMAT
     notes: dict = field(default_factory=dict)
+    inference: dict = field(default_factory=dict)  # kind -> {file, sha256, model_version, quantisation}
 
     @property
     def num_classes(self) -> int:
@@ -131,6 +133,7 @@ class Manifest:
                 signatures=tuple(raw["signatures"]),
                 format=BUNDLE_FORMAT,
                 notes=dict(raw.get("notes", {})),
+                inference={str(kind): dict(entry) for kind, entry in raw.get("inference", {}).items()},
             )
         except BundleError:
             raise
@@ -153,3 +156,18 @@ def load_bundle(directory: str | Path) -> tuple[Manifest, Path]:
             f"{model_path}: sha256 {actual} does not match the manifest's {manifest.model_sha256}"
         )
     return manifest, model_path
+
+
+def load_inference_model(directory: str | Path, kind: str = "int8") -> tuple[Manifest, Path]:
+    """The manifest and the path of a bundle's inference-only model, its hash checked."""
+    manifest, _ = load_bundle(directory)
+    entry = manifest.inference.get(kind)
+    if entry is None:
+        raise BundleError(f"{directory}: the bundle lists no {kind!r} inference model "
+                          f"(it has: {', '.join(manifest.inference) or 'none'})")
+    path = Path(directory) / Path(str(entry.get("file", ""))).name
+    if not path.is_file():
+        raise BundleError(f"{path}: missing; the manifest lists it as the {kind} inference model")
+    if sha256_file(path) != entry.get("sha256"):
+        raise BundleError(f"{path}: sha256 does not match the manifest's")
+    return manifest, path

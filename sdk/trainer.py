@@ -15,6 +15,17 @@ from sdk.metrics import scores
 from sdk.storage import write_atomically
 
 
+def check_windows(windows, manifest: Manifest) -> np.ndarray:
+    """Windows as float32 (n, window_length, channels), refused if shaped otherwise or not finite."""
+    x = np.asarray(windows, dtype=np.float32)
+    want = (manifest.window_length, len(manifest.channels))
+    if x.ndim != 3 or x.shape[1:] != want:
+        raise ValueError(f"windows must have shape (n, {want[0]}, {want[1]}), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("windows contain NaN or infinite values")
+    return x
+
+
 @dataclass
 class FitHistory:
     """Mean training loss per epoch."""
@@ -36,13 +47,7 @@ class TFLiteTrainer:
 
     # Data checks ------------------------------------------------------------
     def _check_windows(self, windows) -> np.ndarray:
-        x = np.asarray(windows, dtype=np.float32)
-        want = (self.manifest.window_length, len(self.manifest.channels))
-        if x.ndim != 3 or x.shape[1:] != want:
-            raise ValueError(f"windows must have shape (n, {want[0]}, {want[1]}), got {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("windows contain NaN or infinite values")
-        return x
+        return check_windows(windows, self.manifest)
 
     def _one_hot(self, labels, n: int) -> np.ndarray:
         y = np.asarray(labels).reshape(-1)

@@ -56,10 +56,10 @@ def test_faults_dropout_straggler_churn_and_duplicates(wearers, tmp_path):
 def test_encrypted_run_equals_plaintext_fedavg(wearers, tmp_path):
     config = dict(rounds=1, local_epochs=2, new_users=2, personal_epochs=1, baseline_epochs=1, seed=4)
     encrypted = Fleet(wearers, FleetConfig(**config), tmp_path / "enc", show_progress=False, log=lambda *_: None)
-    plaintext = Fleet(wearers, FleetConfig(engine="plaintext", **config), tmp_path / "plain",
+    plaintext = Fleet(wearers, FleetConfig(engine="plaintext", int8=True, **config), tmp_path / "plain",
                       show_progress=False, log=lambda *_: None)
     encrypted.run()
-    plaintext.run()
+    report = plaintext.run()
     enc = np.frombuffer((tmp_path / "enc" / "devices" / encrypted.participants[0].data.device_id
                          / "weights" / "v2.f32").read_bytes(), "<f4")
     plain = plaintext.final_weights
@@ -67,6 +67,11 @@ def test_encrypted_run_equals_plaintext_fedavg(wearers, tmp_path):
     bound = mean_error_bound(CryptoParams(max_contributors=6, max_weight=1000), len(weights), sum(weights))
     assert np.max(np.abs(enc - plain)) <= bound + 1e-6
     assert np.max(np.abs(plain - plaintext.initial_weights)) > 10 * bound  # training really moved it
+    int8 = report["int8"]  # the final model as an int8 inference model, scored beside the float one
+    assert int8["model_version"] == 2 and int8["int8_kb"] < int8["float_kb"] / 3
+    assert set(int8["per_device"]) == set(report["per_device"]) and int8["agreement"] > 0.8
+    assert int8["accuracy"]["float"] == pytest.approx(report["mean"]["global"], abs=1e-3)
+    assert int8["int8_ms_per_window"] > 0 and int8["float_ms_per_window"] > 0
 
 
 def test_fleet_against_an_already_running_service(wearers, cloud, tmp_path):
