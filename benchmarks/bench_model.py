@@ -1,6 +1,8 @@
 """Model bundle figures: size, parameters, TFLite inference and training-step
 times on one core, and TensorFlow's compiled GradientTape step measured in the
-same run.
+same run; the int8 inference model's size and inference time beside the
+float model's (calibrated on random windows here: its accuracy comes from a
+fleet run, `device_sim run --int8`).
 
 The TFLite and TensorFlow figures are measured in interleaved rounds (a block
 of calls of each in turn, again and again), and each figure is the fastest
@@ -38,7 +40,8 @@ from tflite_runtime.interpreter import Interpreter  # noqa: E402
 from cloud import builtin_layers as nn  # noqa: E402
 from cloud.bundle_export import export_bundle  # noqa: E402
 from cloud.har_model import ModelConfig, build_keras_model  # noqa: E402
-from sdk.bundle import MODEL_FILE  # noqa: E402
+from sdk.bundle import INT8_FILE, MODEL_FILE  # noqa: E402
+from sdk.recogniser import Recogniser  # noqa: E402
 from sdk.trainer import TFLiteTrainer  # noqa: E402
 
 BATCH = 32
@@ -101,15 +104,12 @@ def step_pieces(config: ModelConfig, rng: np.random.Generator) -> dict:
     pieces, steps, width = {}, config.window_length, config.channels
     for i, (layer, filters) in enumerate(zip(config.conv_layers, config.conv_filters)):
         k, out_steps = config.kernel_size, steps - config.kernel_size + 1
-        h, kernel, bias, d_z = a(BATCH, steps, width), a(k, width, filters), a(filters), a(BATCH, out_steps, filters)
+        kernel, d_z = a(k, width, filters), a(BATCH, out_steps, filters)
+        pieces[f"{layer} forward"] = _tflite_piece(nn.conv1d, [a(BATCH, steps, width), kernel, a(filters)])
         framed = a(BATCH, out_steps, k * width)
-        pieces[f"{layer} forward"] = _tflite_piece(lambda h, w, b: nn.conv1d(h, w, b)[1], [h, kernel, bias])
-        pieces[f"{layer} kernel gradient"] = _tflite_piece(
-            lambda f, d, w: nn.conv1d_grads(f, d, w, want_input=False)[:2], [framed, d_z, kernel])
+        pieces[f"{layer} kernel gradient"] = _tflite_piece(nn.conv1d_kernel_grads, [framed, d_z, kernel])
         if i > 0:
-            pieces[f"{layer} input gradient"] = _tflite_piece(
-                lambda d, w: nn.conv1d_grads(tf.zeros([BATCH, d.shape[1], w.shape[0] * w.shape[1]]), d, w)[2],
-                [d_z, kernel])
+            pieces[f"{layer} input gradient"] = _tflite_piece(nn.conv1d_input_grad, [d_z, kernel])
         steps, width = out_steps, filters
     y = np.eye(config.num_classes, dtype=np.float32)[rng.integers(0, config.num_classes, BATCH)]
 
@@ -146,9 +146,11 @@ def main(as_json: bool, steps: int, profile: bool, conv_filters: str, dense_unit
     rounds = max(1, steps // BLOCK)
     with tempfile.TemporaryDirectory() as bundle_dir:
         export_bundle(model, config, bundle_dir, [f"c{i}" for i in range(config.num_classes)],
-                      np.zeros(config.channels), np.ones(config.channels))
+                      np.zeros(config.channels), np.ones(config.channels), calibration=many)
         size_kb = (Path(bundle_dir) / MODEL_FILE).stat().st_size / 1024
+        int8_kb = (Path(bundle_dir) / INT8_FILE).stat().st_size / 1024
         trainer = TFLiteTrainer(bundle_dir, num_threads=1)
+        recogniser = Recogniser(bundle_dir, num_threads=1)
         step = keras_step(model, 0.01, 0.9)
 
         def train_shared():
@@ -157,6 +159,8 @@ def main(as_json: bool, steps: int, profile: bool, conv_filters: str, dense_unit
         ms = interleaved_ms({
             "infer": lambda: trainer.predict_proba(x[:1]),
             "infer_batched": lambda: trainer.predict_proba(many),
+            "int8_infer": lambda: recogniser.predict_proba(x[:1]),
+            "int8_infer_batched": lambda: recogniser.predict_proba(many),
             "train_shared": train_shared,
             "train_personal": lambda: trainer.train_step("personal", x, y_one_hot, 0.01, 0.9),
             "tf_train": lambda: step(x, y).numpy(),
@@ -168,6 +172,9 @@ def main(as_json: bool, steps: int, profile: bool, conv_filters: str, dense_unit
         "personal_params": config.personal_layout.size,
         "infer_ms_per_window": round(ms["infer"], 3),
         "infer_ms_per_window_batched": round(ms["infer_batched"] / len(many), 4),
+        "int8_kb": round(int8_kb, 1),
+        "int8_infer_ms_per_window": round(ms["int8_infer"], 3),
+        "int8_infer_ms_per_window_batched": round(ms["int8_infer_batched"] / len(many), 4),
         "train_shared_ms_per_batch32": round(ms["train_shared"], 2),
         "train_personal_ms_per_batch32": round(ms["train_personal"], 2),
         "tf_train_ms_per_batch32": round(ms["tf_train"], 2),

@@ -61,18 +61,19 @@ def conv1d(h: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tuple[tf.Tensor,
     return framed, tf.reshape(z, [-1, steps, cout]) + bias
 
 
-def conv1d_grads(
-    framed: tf.Tensor, d_z: tf.Tensor, kernel: tf.Tensor, want_input: bool = True
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
-    """Kernel, bias and (if wanted) input gradients of conv1d from the gradient of its output."""
+def conv1d_kernel_grads(framed: tf.Tensor, d_z: tf.Tensor, kernel: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Kernel and bias gradients of conv1d from its frames and the gradient of its output."""
     k, cin, cout = kernel.shape
     d_z_rows = tf.reshape(d_z, [-1, cout])
     d_kernel = tf.reshape(outer_sum(tf.reshape(framed, [-1, k * cin]), d_z_rows), [k, cin, cout])
-    d_bias = tf.reduce_sum(d_z_rows, axis=0)
-    if not want_input:
-        return d_kernel, d_bias, None
-    d_framed = matmul(d_z_rows, tf.transpose(tf.reshape(kernel, [k * cin, cout])))
-    return d_kernel, d_bias, unframe(tf.reshape(d_framed, [-1, d_z.shape[1], k * cin]), k, cin)
+    return d_kernel, tf.reduce_sum(d_z_rows, axis=0)
+
+
+def conv1d_input_grad(d_z: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """Gradient of conv1d's input from the gradient of its output: (B, T-k+1, out) -> (B, T, in)."""
+    k, cin, cout = kernel.shape
+    d_framed = matmul(tf.reshape(d_z, [-1, cout]), tf.transpose(tf.reshape(kernel, [k * cin, cout])))
+    return unframe(tf.reshape(d_framed, [-1, d_z.shape[1], k * cin]), k, cin)
 
 
 def dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:

@@ -123,11 +123,11 @@ class TrainableHarModule(tf.Module):
         d_pooled = self._dense_grads(pooled, nn.relu_grad(d_feat, feat), "dense", g)
         d_h = nn.global_average_pool_grad(d_pooled, convs[-1][1])
         for i in reversed(range(len(convs))):
-            layer = self.config.conv_layers[i]
-            framed, h = convs[i]
-            g[f"{layer}/kernel"], g[f"{layer}/bias"], d_h = nn.conv1d_grads(
-                framed, nn.relu_grad(d_h, h), self.v[f"{layer}/kernel"], want_input=i > 0
-            )
+            layer, (framed, h) = self.config.conv_layers[i], convs[i]
+            kernel, d_z = self.v[f"{layer}/kernel"], nn.relu_grad(d_h, h)
+            g[f"{layer}/kernel"], g[f"{layer}/bias"] = nn.conv1d_kernel_grads(framed, d_z, kernel)
+            if i > 0:
+                d_h = nn.conv1d_input_grad(d_z, kernel)
         self._apply(g, lr, momentum)
         return {"loss": loss}
 

@@ -14,6 +14,8 @@ def test_bench_model_prints_one_json_line_of_figures():
     result = json.loads(proc.stdout)
     assert result["shared_params"] == 15781 and result["personal_params"] == 4485
     assert 10 < result["bundle_kb"] < 2000
-    for key in ("infer_ms_per_window", "train_shared_ms_per_batch32", "tf_train_ms_per_batch32"):
+    assert 1 < result["int8_kb"] < result["bundle_kb"] / 3
+    for key in ("infer_ms_per_window", "train_shared_ms_per_batch32", "tf_train_ms_per_batch32",
+                "int8_infer_ms_per_window", "int8_infer_ms_per_window_batched"):
         assert result[key] > 0
     assert result["tf_to_tflite_step_ratio"] > 0
