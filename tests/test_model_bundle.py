@@ -192,6 +192,19 @@ def test_manifest_describes_the_model(bundle_dir, model_config):
     assert set(manifest.signatures) >= {"infer", "train_shared", "train_personal"}
 
 
+def test_docs_name_every_manifest_field():
+    import dataclasses
+    import re
+
+    from sdk.bundle import Manifest
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "bundle.md").read_text()
+    table = text.split("## Manifest")[1].split("## ")[0]
+    documented = {name for row in table.splitlines() if row.startswith("| `") for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert documented == {f.name for f in dataclasses.fields(Manifest)}
+
+
 def test_tampered_or_incomplete_bundle_is_refused(bundle_dir, tmp_path):
     copy = tmp_path / "b"
     shutil.copytree(bundle_dir, copy)

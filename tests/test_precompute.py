@@ -57,11 +57,11 @@ def test_the_pool_survives_a_restart_and_stays_bounded(keys, live, tmp_path):
 def test_pooled_randomisers_encrypt_updates_that_decrypt_to_their_mean(keys, live, tmp_path):
     public, private = keys
     updates = np.random.default_rng(0).normal(0, 0.1, (2, 300))
-    total = EncryptedSum(PARAMS, public, 300)
+    total = EncryptedSum(PARAMS, public, 300, round_id=7)
     for i, update in enumerate(updates):
         source = PoolFirstRandomiser(tmp_path / str(i), public, "short-exponent", live)
         source.fill(PARAMS.plaintexts_for(300), 60)
-        total.add(UpdateEncoder(PARAMS, public, source, seed=i).encode(update, 10).payload)
+        total.add(UpdateEncoder(PARAMS, public, source, seed=i).encode(update, 10, round_id=7).payload)
         assert source.last == "pool"
     mean = AggregateDecryptor(PARAMS, private).decrypt(total.to_bytes(), min_contributors=2).mean
     assert np.max(np.abs(mean - updates.mean(axis=0))) < mean_error_bound(PARAMS, 2, 20)
