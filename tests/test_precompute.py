@@ -40,6 +40,18 @@ def test_takes_from_the_pool_first_then_computes_and_says_which(keys, live, tmp_
     assert set(handed) & stored == stored  # every stored one used, once
 
 
+def test_prefetched_randomisers_leave_the_file_before_the_take(keys, live, tmp_path):
+    source = PoolFirstRandomiser(tmp_path, keys[0], "short-exponent", live)
+    source.fill(max_count=6, max_seconds=60)
+    source.prefetch(4)
+    restarted = PoolFirstRandomiser(tmp_path, keys[0], "short-exponent", live)  # as after a crash mid-round
+    source._wait()
+    assert source.stored == restarted.stored == 2
+    taken = source.take(5)  # the four prefetched, then one from the file
+    assert source.last == "pool" and source.stored == 1
+    assert not set(int(r) for r in taken) & set(int(r) for r in restarted.take(1))
+
+
 def test_the_pool_survives_a_restart_and_stays_bounded(keys, live, tmp_path):
     source = PoolFirstRandomiser(tmp_path, keys[0], "short-exponent", live)
     source.fill(max_count=4, max_seconds=60)
