@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tflite_runtime.interpreter import Interpreter
 
 from sdk.bundle import Manifest, load_inference_model
-from sdk.trainer import check_windows
+from sdk.trainer import Interpreter, check_windows  # the trainer's runtime: tflite-runtime or LiteRT
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import json
 import numpy as np
 from sdk.trainer import TFLiteTrainer
 import sdk.client  # noqa: F401  (the whole device SDK, not only the trainer)
+import sdk.recogniser  # noqa: F401
 from sdk.windowing import make_windows
 
 bundle, store = sys.argv[1], sys.argv[2]
