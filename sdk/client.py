@@ -179,18 +179,20 @@ class FedWearClient:
             for name in (MODEL_FILE, MANIFEST_FILE):
                 self._download(f"/v1/bundle/{name}", bundle / name, bundle / f".{name}.etag")
             self.trainer = None
-        if self.trainer is None:
+        opened = self.trainer is None
+        if opened:
             self.trainer = TFLiteTrainer(bundle)
-            personal = self.storage / "personal.npz"
-            if personal.exists():
-                self.trainer.load_personal(personal)
-            else:
-                reset_personal(self.trainer)
         version = plan["model_version"]
         weights = self.storage / "weights" / f"v{version}.f32"
         if not weights.exists():
             self._download(f"/v1/weights/{version}", weights, weights.with_suffix(".etag"))
         self.trainer.set_weights(np.frombuffer(weights.read_bytes(), "<f4"), "shared")
+        if opened:  # personal layers kept on the device, else copies of the current global top layers
+            personal = self.storage / "personal.npz"
+            if personal.exists():
+                self.trainer.load_personal(personal)
+            else:
+                reset_personal(self.trainer)
         self.plan = plan
         return plan
 

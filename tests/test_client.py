@@ -81,6 +81,20 @@ def test_personalises_locally_and_predicts(cloud, job, tmp_path, data):
     assert np.array_equal(restarted.predict(windows), client.predict(windows))
 
 
+def test_a_device_joining_later_starts_its_personal_layers_from_the_current_model(cloud, bundle_dir, tmp_path,
+                                                                                     data):
+    job = cloud.create_job(bundle_dir, max_devices=2, min_devices=2)
+    token = cloud.token(job["id"], max_uses=None)
+    for name in ("a", "b"):
+        assert FedWearClient(cloud.url, token, tmp_path / name).participate(*data).status == "uploaded"
+    newcomer = FedWearClient(cloud.url, token, tmp_path / "late")
+    cloud.wait_for_version({"Authorization": newcomer._auth()["Authorization"]}, 2)
+    assert newcomer.sync()["model_version"] == 2
+    windows, _ = data
+    np.testing.assert_allclose(newcomer.trainer.predict_proba(windows, "personal"),
+                               newcomer.trainer.predict_proba(windows, "global"), atol=1e-6)
+
+
 def test_precomputed_randomisers_take_encryption_off_the_round(cloud, bundle_dir, tmp_path, data):
     token = cloud.token(cloud.create_job(bundle_dir, max_devices=2, min_devices=2)["id"])  # closes at two uploads
     unplugged = FedWearClient(cloud.url, token, tmp_path / "a", conditions=DeviceConditions(is_charging=lambda: False))
