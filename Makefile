@@ -1,12 +1,13 @@
 # Set-up is part of every target: the virtual environment is created and
 # filled from requirements.txt the first time (and again when it changes);
-# the Java bridge's Debian packages are installed when missing.
+# the Java bridge's Debian packages and chromium (for the dashboard's browser tests) are
+# installed when missing.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bridge bridge-build bridge-deps
+.PHONY: demo test bench bridge bridge-build bridge-deps chromium
 
 $(STAMP): requirements.txt requirements-device.txt requirements-tff.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +19,13 @@ $(STAMP): requirements.txt requirements-device.txt requirements-tff.txt
 demo: $(STAMP)
 	$(PY) -m device_sim demo $(ARGS)
 
-test: $(STAMP) bridge
+test: $(STAMP) bridge chromium
 	$(PY) -m pytest $(ARGS)
+
+# The dashboard's browser tests drive Debian's chromium (Playwright never downloads a browser here).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py

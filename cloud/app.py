@@ -12,10 +12,10 @@ from sqlalchemy import select
 from cloud import logs
 from cloud.api import admin, device, ops
 from cloud.api.errors import ApiError, install_error_handlers
-from cloud.db import Round, make_engine, make_sessionmaker
+from cloud.db import Job, Round, make_engine, make_sessionmaker
 from cloud.keyclient import KeyServiceClient
 from cloud.metrics import Metrics
-from cloud.rounds import close_due_rounds, publish_closed_rounds
+from cloud.rounds import Decrypt, close_due_rounds, publish_closed_rounds
 from cloud.services import Services, close_session
 from cloud.settings import Settings
 from cloud.store import FileStore
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, background: bool = False) -> Fl
         keyservice=KeyServiceClient(settings.keyservice_url, settings.keyservice_token),
         metrics=Metrics(),
     )
+    svc.metrics.watch_jobs(svc.sessions)
     app.extensions["fedwear"] = svc
     _remove_stale_sums(svc)
     install_error_handlers(app)
@@ -99,7 +100,18 @@ def tick(svc: Services) -> None:
     with svc.sessions() as db:
         close_due_rounds(db)
     with svc.sessions() as db:
-        svc.metrics.published.inc(publish_closed_rounds(db, svc.store, svc.keyservice.decrypt))
+        svc.metrics.published.inc(publish_closed_rounds(db, svc.store, _counting_errors(svc)))
+
+
+def _counting_errors(svc: Services) -> Decrypt:
+    """The key service's decrypt, counting its failures per job."""
+    def decrypt(aggregate: bytes, job: Job, round_: Round):
+        try:
+            return svc.keyservice.decrypt(aggregate, job, round_)
+        except Exception:
+            svc.metrics.keyservice_errors.labels(job.id).inc()
+            raise
+    return decrypt
 
 
 def _tick_forever(svc: Services) -> None:

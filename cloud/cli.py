@@ -46,20 +46,56 @@ def keyservice(host: str, port: int) -> None:
 
 
 class AdminClient:
+    """The operator's HTTP calls; the token is checked only when a call is made (so --help needs none)."""
+
     def __init__(self, url: str, token: str) -> None:
-        if not token:
-            raise click.ClickException("set FEDWEAR_ADMIN_TOKEN or pass --token")
-        self.url, self.headers = url.rstrip("/"), {"Authorization": f"Bearer {token}"}
+        self.url, self.token = url.rstrip("/"), token
 
     def call(self, method: str, path: str, **kwargs) -> dict:
+        response = self.request(method, path, **kwargs)
+        return response.json() if response.content else {}
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        if not self.token:
+            raise click.ClickException("set FEDWEAR_ADMIN_TOKEN or pass --token")
         try:
-            response = requests.request(method, self.url + path, headers=self.headers, timeout=120, **kwargs)
+            response = requests.request(method, self.url + path, headers={"Authorization": f"Bearer {self.token}"},
+                                        timeout=120, **kwargs)
         except requests.RequestException as exc:
-            raise click.ClickException(f"cannot reach {self.url}: {exc}") from exc
-        body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
+            raise click.ClickException(f"cannot reach the aggregation service at {self.url} "
+                                       f"({type(exc).__name__}); is it running? (--url or FEDWEAR_URL)") from exc
         if response.status_code >= 400:
-            raise click.ClickException(f"{response.status_code} {body.get('error')}: {body.get('message')}")
-        return body
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"error": "error", "message": response.text[:200]}
+            hint = " (check --token or FEDWEAR_ADMIN_TOKEN)" if response.status_code == 401 else ""
+            raise click.ClickException(f"{response.status_code} {body.get('error')}: {body.get('message')}{hint}")
+        return response
+
+
+def _echo_json(body: dict) -> None:
+    click.echo(json.dumps(body, indent=2))
+
+
+def read_config(text: str) -> str:
+    """A JobConfig given inline, or as @file.json."""
+    if not text.startswith("@"):
+        return text
+    path = Path(text[1:])
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the job config {path}: {exc.strerror}") from exc
+
+
+def open_bundle(bundle: Path) -> dict:
+    """The bundle's files as multipart fields; a clear error when one is missing."""
+    missing = [name for name in ("model.tflite", "manifest.json") if not (bundle / name).is_file()]
+    if missing:
+        raise click.ClickException(f"{bundle} is not a model bundle: {' and '.join(missing)} missing "
+                                   "(make one with `python -m device_sim export-bundle`)")
+    return {"model": (bundle / "model.tflite").read_bytes(), "manifest": (bundle / "manifest.json").read_bytes()}
 
 
 @main.group()
@@ -73,16 +109,12 @@ def admin(ctx, url: str, token: str) -> None:
 
 @admin.command("create-job")
 @click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
-@click.option("--config", "config_text", required=True, help="JobConfig as JSON, or @file.json")
+@click.option("--config", "config_text", required=True, help="JobConfig as JSON, or @file.json (see docs/job.json)")
 @click.pass_obj
 def create_job(client: AdminClient, bundle: Path, config_text: str) -> None:
     """Create a training job from a bundle directory."""
-    if config_text.startswith("@"):
-        config_text = Path(config_text[1:]).read_text()
-    with open(bundle / "model.tflite", "rb") as model, open(bundle / "manifest.json", "rb") as manifest:
-        body = client.call("POST", "/admin/jobs", files={"model": model, "manifest": manifest},
-                           data={"config": config_text})
-    click.echo(json.dumps(body, indent=2))
+    config = read_config(config_text)
+    _echo_json(client.call("POST", "/admin/jobs", files=open_bundle(bundle), data={"config": config}))
 
 
 @admin.command("create-token")
@@ -92,29 +124,101 @@ def create_job(client: AdminClient, bundle: Path, config_text: str) -> None:
 @click.pass_obj
 def create_token(client: AdminClient, job_id: str, max_uses: int, expires_in: int) -> None:
     """Create an enrolment token (printed once)."""
-    body = client.call("POST", f"/admin/jobs/{job_id}/tokens",
-                       json={"max_uses": max_uses or None, "expires_in_s": expires_in})
-    click.echo(json.dumps(body, indent=2))
+    _echo_json(client.call("POST", f"/admin/jobs/{job_id}/tokens",
+                           json={"max_uses": max_uses or None, "expires_in_s": expires_in}))
 
 
 @admin.command("jobs")
 @click.pass_obj
 def jobs(client: AdminClient) -> None:
     """List jobs."""
-    click.echo(json.dumps(client.call("GET", "/admin/jobs"), indent=2))
+    _echo_json(client.call("GET", "/admin/jobs"))
+
+
+def _when(text: str | None) -> str:
+    return "-" if text is None else text.replace("T", " ")[:19]
+
+
+def job_text(job: dict) -> list[str]:
+    """A job as an operator reads it: status, open round, every round's times, events."""
+    c = job["config"]
+    lines = [f"job {job['id']} \"{job['name']}\": {job['status']}"
+             + (f" ({job['status_reason']})" if job["status_reason"] else ""),
+             f"created {_when(job['created_at'])}, model v{job['model_version']}, "
+             f"{job['rounds_published']} of {c['rounds']} rounds published, {job['rounds_failed']} failed, "
+             f"{job['rounds_extended']} extended, {job['devices']} devices enrolled",
+             f"rounds need {c['min_devices']}-{c['max_devices']} devices within {c['round_timeout_s']:g} s; "
+             f"at the deadline: {c['on_deadline']} (up to {c['max_extensions']} extensions); "
+             f"stops after {c.get('max_failed_rounds', '-')} failed rounds in a row", "",
+             f"{'round':>5} {'status':<9} {'devices':>7} {'opened':<19} {'deadline':<19} {'ext':>3} "
+             f"{'closed':<19} {'published':<19} note"]
+    for r in job["rounds"]:
+        lines.append(f"{r['number']:>5} {r['status']:<9} {r['contributors']:>7} {_when(r['opened_at']):<19} "
+                     f"{_when(r['deadline']):<19} {r['extensions']:>3} {_when(r['closed_at']):<19} "
+                     f"{_when(r['published_at']):<19} {r['error'] or ''}")
+    lines += ["", "events:"] + [f"  {_when(e['at'])} {e['kind']}" + (f" (round {e['round']})" if e["round"] else "")
+                                + (f": {e['reason']}" if e["reason"] else "") for e in job["events"]]
+    return lines
 
 
 @admin.command("job")
 @click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="The admin API's JSON instead of text.")
 @click.pass_obj
-def job(client: AdminClient, job_id: str) -> None:
-    """Show a job and its rounds."""
-    click.echo(json.dumps(client.call("GET", f"/admin/jobs/{job_id}"), indent=2))
+def job(client: AdminClient, job_id: str, as_json: bool) -> None:
+    """Show a job: status, rounds with deadlines, extensions and timestamps, events."""
+    body = client.call("GET", f"/admin/jobs/{job_id}")
+    if as_json:
+        _echo_json(body)
+    else:
+        click.echo("\n".join(job_text(body)))
 
 
-@admin.command("revoke-device")
-@click.argument("device_id")
+def _one_call(name: str, method: str, path: str, doc: str, argument: str = "job_id",
+              takes_reason: bool = False) -> None:
+    """Adds an admin command that makes one call, with an optional --reason, and prints the JSON answer."""
+
+    def command(client: AdminClient, reason: str = "", **ids) -> None:
+        _echo_json(client.call(method, path.format(**ids), **({"json": {"reason": reason}} if takes_reason else {})))
+
+    command.__doc__ = doc
+    command = click.argument(argument)(click.pass_obj(command))
+    if takes_reason:
+        command = click.option("--reason", default="", help="Recorded in the job's events.")(command)
+    admin.command(name)(command)
+
+
+_one_call("stop", "POST", "/admin/jobs/{job_id}/stop", takes_reason=True,
+          doc="Stop a job: the open round may still finish, no new round opens.")
+_one_call("abort", "POST", "/admin/jobs/{job_id}/abort", takes_reason=True, doc="Abort a job: its open round fails now.")
+_one_call("delete-job", "DELETE", "/admin/jobs/{job_id}",
+          doc="Delete a stopped, aborted or finished job with its devices, rounds and files.")
+_one_call("revoke-token", "POST", "/admin/tokens/{token_id}/revoke", argument="token_id",
+          doc="Revoke an enrolment token (its id, as create-token printed it).")
+_one_call("revoke-device", "POST", "/admin/devices/{device_id}/revoke", argument="device_id",
+          doc="Revoke a device's credentials.")
+_one_call("devices", "GET", "/admin/jobs/{job_id}/devices", doc="A job's devices and enrolment tokens.")
+
+
+@admin.command("fail-round")
+@click.argument("job_id")
+@click.argument("number", type=int)
+@click.option("--reason", required=True, help="Recorded as the round's error.")
 @click.pass_obj
-def revoke_device(client: AdminClient, device_id: str) -> None:
-    """Revoke a device's credentials."""
-    click.echo(json.dumps(client.call("POST", f"/admin/devices/{device_id}/revoke"), indent=2))
+def fail_round(client: AdminClient, job_id: str, number: int, reason: str) -> None:
+    """Fail an open or closing round (by number); the next one opens unless the job is stopping."""
+    _echo_json(client.call("POST", f"/admin/jobs/{job_id}/rounds/{number}/fail", json={"reason": reason}))
+
+
+@admin.command("download")
+@click.argument("job_id")
+@click.argument("version", type=int)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File for the shared weights (little-endian float32).")
+@click.pass_obj
+def download(client: AdminClient, job_id: str, version: int, out: Path) -> None:
+    """Download a model version's shared weights."""
+    data = client.request("GET", f"/admin/jobs/{job_id}/weights/{version}").content
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    click.echo(f"{out}: {len(data) // 4} weights")

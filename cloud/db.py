@@ -33,7 +33,8 @@ class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running, finished
+    # running, stopping, stopped, aborted, finished (cloud.lifecycle)
+    status: Mapped[str] = mapped_column(String(16), default="running")
     config: Mapped[dict] = mapped_column(JSON)
     crypto: Mapped[dict] = mapped_column(JSON)
     public_key: Mapped[str] = mapped_column(Text)
@@ -118,6 +119,18 @@ class DeviceReport(Base):
     windows: Mapped[int] = mapped_column(Integer)
     accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     reported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class JobEvent(Base):
+    """A job's status changes and operator actions, with their reasons (cloud.lifecycle)."""
+
+    __tablename__ = "job_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    round_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 def make_engine(url: str) -> Engine:

@@ -8,4 +8,4 @@ threads = 16
 timeout = 300
 graceful_timeout = 30
 limit_request_line = 8190
-accesslog = "-"
+accesslog = None  # the app logs one JSON line per request itself

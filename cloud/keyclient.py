@@ -32,6 +32,14 @@ class KeyServiceClient:
             raise KeyServiceError(f"key service answered {response.status_code}: {response.text[:300]}")
         return response
 
+    def health(self) -> str:
+        """ok, unreachable, or how it answered (e.g. refused: 401)."""
+        try:
+            response = requests.get(self.url + "/public-key", headers=self._headers, timeout=3)
+        except requests.RequestException:
+            return "unreachable"
+        return "ok" if response.status_code == 200 else f"refused: {response.status_code}"
+
     def public_key(self) -> PublicKey:
         return PublicKey.from_json(self._call("GET", "/public-key").text)
 

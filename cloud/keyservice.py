@@ -64,12 +64,12 @@ def decrypt():
     try:
         result = decryptor.decrypt(request.get_data(), max(floor, min_contributors), values)
     except CodecError as exc:
-        log.warning(json.dumps({"event": "decrypt_refused", "job": request.args.get("job"),
-                                "round": request.args.get("round"), "reason": str(exc)}))
+        log.warning("decrypt refused", extra={"fields": {"job": request.args.get("job"),
+                                                          "round": request.args.get("round"), "reason": str(exc)}})
         raise ApiError(422, "refused", str(exc)) from exc
     record = {"event": "decrypted", "job": request.args.get("job"), "round": request.args.get("round"),
               "contributors": result.contributors, "total_weight": result.total_weight, "values": values}
-    log.info(json.dumps(record))
+    log.info("decrypted", extra={"fields": record})
     with open(current_app.config["KS_DATA_DIR"] / "decryptions.log", "a") as fh:
         fh.write(json.dumps(record) + "\n")
     return jsonify(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cloud.api.errors import ApiError
 from cloud.db import Contribution, Device, Job, ModelVersion, Round, utcnow
+from cloud.lifecycle import round_ended
 from cloud.store import FileStore
 from sdk.crypto.codec import EncryptedSum
 from sdk.crypto.errors import DuplicatePayloadError, PayloadError
@@ -29,19 +30,6 @@ log = logging.getLogger("fedwear.rounds")
 
 # (aggregate bytes, job) -> (mean update, total weight, contributors)
 Decrypt = Callable[[bytes, Job, Round], tuple[np.ndarray, int, int]]
-
-
-def open_round(session: Session, job: Job, number: int) -> Round:
-    round_ = Round(
-        job_id=job.id,
-        number=number,
-        model_version=job.current_version,
-        status="open",
-        deadline=utcnow() + timedelta(seconds=job.config["round_timeout_s"]),
-    )
-    session.add(round_)
-    session.flush()
-    return round_
 
 
 def current_round(session: Session, job: Job) -> Round | None:
@@ -149,11 +137,13 @@ def close_due_rounds(session: Session, now: datetime | None = None) -> None:
         elif config["on_deadline"] == "extend" and round_.extensions < config["max_extensions"]:
             round_.deadline = now + timedelta(seconds=config["round_timeout_s"])
             round_.extensions += 1
-            log.info("round %s extended (%s of %s devices)", round_.id, round_.contributors, config["min_devices"])
+            log.info("round extended", extra={"fields": {"job": job.id, "round": round_.number,
+                                                         "contributors": round_.contributors,
+                                                         "min_devices": config["min_devices"]}})
         else:
             round_.status, round_.closed_at = "failed", now
             round_.error = f"deadline passed with {round_.contributors} of {config['min_devices']} devices"
-            open_round(session, job, round_.number + 1)
+            round_ended(session, job, round_)
     session.commit()
 
 
@@ -168,10 +158,12 @@ def publish_closed_rounds(session: Session, store: FileStore, decrypt: Decrypt) 
             mean, total_weight, contributors = decrypt(aggregate, job, round_)
         except Exception as exc:  # the key service may be down: retried next tick
             round_.error = f"decryption failed: {exc}"
-            log.warning("round %s: %s", round_.id, round_.error)
+            log.warning("decryption failed", extra={"fields": {"job": job.id, "round": round_.number,
+                                                               "error": round_.error}})
             continue
         if contributors != round_.contributors:
             round_.status, round_.error = "failed", "key service counted other contributors"
+            round_ended(session, job, round_)
             continue
         weights = store.read_weights(job.id, round_.model_version) + mean
         version = round_.model_version + 1
@@ -179,14 +171,9 @@ def publish_closed_rounds(session: Session, store: FileStore, decrypt: Decrypt) 
         session.add(ModelVersion(job_id=job.id, version=version, weights_sha256=sha, round_id=round_.id))
         round_.status, round_.published_at, round_.total_weight, round_.error = "published", utcnow(), total_weight, None
         job.current_version = version
-        published = session.scalars(
-            select(Round).where(Round.job_id == job.id, Round.status == "published")
-        ).all()
-        if len(published) >= job.config["rounds"]:  # autoflush counts this round too
-            job.status = "finished"
-        else:
-            open_round(session, job, round_.number + 1)
+        round_ended(session, job, round_)
         published_now += 1
-        log.info("round %s published model v%s from %s devices", round_.id, version, contributors)
+        log.info("round published", extra={"fields": {"job": job.id, "round": round_.number, "model_version": version,
+                                                      "contributors": contributors}})
     session.commit()
     return published_now

@@ -24,6 +24,14 @@ def _int(env, name: str, default: int) -> int:
     return value
 
 
+def database_url(url: str) -> str:
+    """A SQLAlchemy URL; postgresql:// and postgres:// use the installed psycopg (3) driver."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the aggregator needs; `from_env` reads FEDWEAR_* variables."""
@@ -49,7 +57,7 @@ class Settings:
             raise ConfigError("FEDWEAR_KEYSERVICE_TOKEN must be set to a secret of at least 16 characters")
         return Settings(
             data_dir=data_dir,
-            database_url=env.get("FEDWEAR_DATABASE_URL", f"sqlite:///{data_dir / 'fedwear.db'}"),
+            database_url=database_url(env.get("FEDWEAR_DATABASE_URL", f"sqlite:///{data_dir / 'fedwear.db'}")),
             admin_token=admin_token,
             keyservice_url=env.get("FEDWEAR_KEYSERVICE_URL", "http://127.0.0.1:8765").rstrip("/"),
             keyservice_token=keyservice_token,

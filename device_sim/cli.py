@@ -106,17 +106,27 @@ def _widths(ctx, param, value: str) -> tuple[int, ...]:
     return widths
 
 
-def _run_fleet(ds, config, out: Path, url: str | None = None, training=None) -> None:
+def _out_dir(ctx, param, value: Path) -> Path:
+    if value.exists() and not value.is_dir():
+        raise click.BadParameter(f"{value} is a file; give a folder for the report")
+    return value
+
+
+def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
+               existing_job: tuple[str, str] | None = None) -> None:
     from device_sim.fleet import Fleet
     from device_sim.local_cloud import CloudAdmin
     from device_sim.report import summary_lines, write_report
+    from sdk.transport import ServerError, TransportError
 
     try:
-        cloud = CloudAdmin(url, os.environ.get("FEDWEAR_ADMIN_TOKEN", "")) if url else None
-    except ValueError as exc:
+        cloud = CloudAdmin(url, os.environ.get("FEDWEAR_ADMIN_TOKEN", "")).start() if url else None
+        report = Fleet(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo, cloud=cloud,
+                       training=training, existing_job=existing_job).run()
+    except (ValueError, TimeoutError, TransportError) as exc:
         raise click.ClickException(str(exc)) from exc
-    report = Fleet(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo, cloud=cloud,
-                   training=training).run()
+    except ServerError as exc:
+        raise click.ClickException(f"the service refused: {exc}") from exc
     path = write_report(report, out)
     click.echo("")
     for line in summary_lines(report):
@@ -134,7 +144,7 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None) -> 
 @click.option("--baseline-epochs", default=40, show_default=True, help="Epochs of local-only and centralised.")
 @click.option("--lr", default=0.02, show_default=True)
 @click.option("--new-users", default=3, show_default=True, help="Subjects held out as new users.")
-@click.option("--new-user-executions", default=2, show_default=True,
+@click.option("--new-user-executions", type=click.IntRange(1, 2), default=2, show_default=True,
               help="Executions a new user personalises on (1 or 2).")
 @click.option("--dropout", default=0.0, show_default=True, help="Probability a chosen device drops out.")
 @click.option("--stragglers", default=0, show_default=True, help="Devices per round that upload too late.")
@@ -158,13 +168,25 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None) -> 
 @click.option("--seed", default=0, show_default=True)
 @click.option("--url", default=None, help="A running aggregation service (admin token: FEDWEAR_ADMIN_TOKEN); "
               "default: start one and a key service locally.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("out/run"), show_default=True)
+@click.option("--job", "job_id", default=None, help="Join this job on --url (made with `python -m cloud admin "
+              "create-job`) instead of creating one; needs --token.")
+@click.option("--token", "enrolment_token", default=None, help="Enrolment token of --job (max uses: the devices).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/run"), show_default=True, callback=_out_dir)
 def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
         baseline_epochs, lr, new_users, new_user_executions, dropout, stragglers, leave, join, faults,
-        round_timeout, engine, randomiser, conv_filters, dense_units, train_overlap, subjects, int8, seed, url, out):
-    """A fleet of virtual devices trains under encryption against real cloud processes, then a report."""
+        round_timeout, engine, randomiser, conv_filters, dense_units, train_overlap, subjects, int8, seed, url, job_id,
+        enrolment_token, out):
+    """A fleet of virtual devices trains under encryption against real cloud processes, then a report.
+
+    Each run makes a new job (its devices are kept in OUT/devices/JOB_ID), or joins one with --job.
+    """
     from cloud.har_model import ModelConfig
     from device_sim.fleet import FleetConfig
+
+    if (job_id is None) != (enrolment_token is None) or (job_id and not url):
+        raise click.UsageError("--job and --token go together, with the --url of the service that holds the job")
+    if job_id and engine != "encrypted":
+        raise click.UsageError("--job joins a job of a running service: only with --engine encrypted")
 
     name = dataset or ("sp-sw-har" if data else "synthetic")
     model = {"conv_filters": conv_filters, "dense_units": dense_units}
@@ -182,19 +204,57 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
                          stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
                          randomiser=randomiser, model=model, int8=int8, seed=seed)
-    _run_fleet(ds, config, out, url, training)
+    _run_fleet(ds, config, out, url, training, (job_id, enrolment_token) if job_id else None)
+
+
+@main.command("export-bundle")
+@_dataset_options
+@click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
+@click.option("--conv-filters", default="32,64", show_default=True, callback=_widths,
+              help="Widths of the convolutional layers, input side first.")
+@click.option("--dense-units", default=64, show_default=True, help="Width of the dense feature layer.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the initial weights.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, callback=_out_dir,
+              help="Folder for model.tflite and manifest.json.")
+def export_bundle(dataset, data, device, download, sha256, subjects, conv_filters, dense_units, seed, out):
+    """A new model's bundle for a job (`python -m cloud admin create-job --bundle OUT`).
+
+    The window length and the label names come from the dataset, the normalisation from its windows.
+    """
+    from device_sim.dataset import pooled
+    from device_sim.initial_bundle import export_initial_bundle
+
+    name = dataset or ("sp-sw-har" if data else "synthetic")
+    try:
+        ds = load_dataset(name, data, device, download, sha256, subjects=subjects, seed=seed)
+        windows, _ = pooled(ds.devices)
+        config = export_initial_bundle(out, windows, list(ds.label_names), seed, conv_filters=conv_filters,
+                                       dense_units=dense_units)
+    except (DataError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    labels = ", ".join(f"{i}={label}" for i, label in enumerate(ds.label_names))
+    click.echo(f"{out}: model.tflite and manifest.json for {config.window_length}-sample windows of "
+               f"{config.channels} channels; labels {labels}")
+
+
+def demo_config(rounds: int = 8):
+    """The demo's fleet: short, a few minutes on 2 cores."""
+    from device_sim.fleet import FleetConfig
+
+    return FleetConfig(rounds=rounds, local_epochs=2, new_users=2, personal_epochs=20, baseline_epochs=20)
 
 
 @main.command()
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="sp-sw-har folder; synthetic data when left out.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True)
-def demo(data, out):
-    """A short fleet run (a few minutes): synthetic wearers unless --data is given."""
-    from device_sim.fleet import FleetConfig
-
+@click.option("--rounds", default=8, show_default=True)
+@click.option("--subjects", default=10, show_default=True, help="Synthetic wearers (2 of them new users).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True, callback=_out_dir)
+def demo(data, rounds, subjects, out):
+    """A short fleet run (a few minutes): synthetic wearers unless --data is given. Run it again at will:
+    every run makes a new job in OUT's local services."""
     try:
-        ds = load_dataset("sp-sw-har" if data else "synthetic", data, subjects=10)
+        ds = load_dataset("sp-sw-har" if data else "synthetic", data, subjects=subjects)
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    _run_fleet(ds, FleetConfig(rounds=8, local_epochs=2, new_users=2, personal_epochs=20, baseline_epochs=20), out)
+    _run_fleet(ds, demo_config(rounds), out)

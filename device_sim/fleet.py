@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device_sim.dataset import Dataset, DeviceData, normalisation, pooled
+from device_sim.dataset import Dataset, DeviceData, pooled
+from device_sim.initial_bundle import export_initial_bundle
 from device_sim.local_cloud import CloudAdmin, LocalCloud
 from device_sim.partitions import new_users, same_executions, within_subject
 from device_sim.progress import Progress
@@ -117,8 +118,13 @@ class Fleet:
     """One simulation run; `run()` returns the report dictionary."""
 
     def __init__(self, dataset: Dataset, config: FleetConfig, out_dir: Path, show_progress: bool = True,
-                 log=print, cloud: CloudAdmin | None = None, training: Dataset | None = None) -> None:
-        """``training``: the same recordings cut into denser windows for training; tests keep ``dataset``'s."""
+                 log=print, cloud: CloudAdmin | None = None, training: Dataset | None = None,
+                 existing_job: tuple[str, str] | None = None) -> None:
+        """``training``: the same recordings cut into denser windows for training; tests keep ``dataset``'s.
+
+        ``existing_job``: (job id, enrolment token) of a job an operator made on ``cloud``; the fleet
+        joins it instead of creating one, and trains with its bundle.
+        """
         self.dataset, self.config, self.out = dataset, config, Path(out_dir)
         self.training = training or dataset
         if self.training.spec.length != dataset.spec.length or self.training.label_names != dataset.label_names:
@@ -143,6 +149,8 @@ class Fleet:
         self.active = self.participants[: len(self.participants) - join_total]
         self.waiting = self.participants[len(self.participants) - join_total:]
         self.cloud: CloudAdmin | None = cloud
+        self.existing_job = existing_job
+        self.job_id: str | None = None
         self.rounds: list[dict] = []
 
     def _first_executions(self, device: DeviceData) -> tuple[DeviceData, DeviceData]:
@@ -152,16 +160,10 @@ class Fleet:
 
     # Set-up ------------------------------------------------------------------
     def _export_initial_bundle(self) -> Path:
-        from cloud.bundle_export import export_bundle
-        from cloud.har_model import ModelConfig, build_keras_model
-
-        x, _ = pooled([p.train for p in self.participants])
-        mean, std = normalisation(x)
-        config = self.model_config = ModelConfig(window_length=self.dataset.spec.length,
-                                                 num_classes=len(self.dataset.label_names), **self.config.model)
         bundle = self.out / "bundle"
-        export_bundle(build_keras_model(config, seed=self.config.seed), config, bundle,
-                      list(self.dataset.label_names), mean, std)
+        x, _ = pooled([p.train for p in self.participants])
+        self.model_config = export_initial_bundle(bundle, x, list(self.dataset.label_names), self.config.seed,
+                                                  **self.config.model)
         return bundle
 
     def _job_config(self) -> dict:
@@ -177,11 +179,32 @@ class Fleet:
                        "randomiser": c.randomiser},
         }
 
+    def device_dir(self, participant: Participant) -> Path:
+        """A device's storage: one per job, so that a new run never reuses another job's credentials."""
+        return self.out / "devices" / self.job_id / participant.data.device_id
+
     def _client(self, participant: Participant, token: str, index: int) -> FedWearClient:
         transport = (FaultyTransport(self.cloud.url, self.config.faults, self.config.seed + index)
                      if self.config.faults else HttpTransport(self.cloud.url))
-        return FedWearClient(self.cloud.url, token, self.out / "devices" / participant.data.device_id,
+        return FedWearClient(self.cloud.url, token, self.device_dir(participant),
                              transport=transport, name=participant.data.device_id)
+
+    def _join_existing_job(self) -> Path:
+        """Enrols the first device in the operator's job; returns the job's bundle as that device holds it."""
+        self.job_id, token = self.existing_job
+        first = self.active[0]
+        first.client = self._client(first, token, 0)
+        plan = first.client.sync()
+        if plan["job_id"] != self.job_id:
+            raise ValueError(f"the enrolment token belongs to job {plan['job_id']}, not {self.job_id}")
+        if plan["job_status"] != "running":
+            raise ValueError(f"job {self.job_id} is {plan['job_status']}: it opens no more rounds to join")
+        manifest = first.client.trainer.manifest
+        if (manifest.window_length, manifest.label_names) != (self.dataset.spec.length, tuple(self.dataset.label_names)):
+            raise ValueError(f"job {self.job_id}'s bundle takes {manifest.window_length}-sample windows labelled "
+                             f"{', '.join(manifest.label_names)}; the data has {self.dataset.spec.length}-sample "
+                             f"windows labelled {', '.join(self.dataset.label_names)}")
+        return first.client.storage / "bundle"
 
     # Rounds ---------------------------------------------------------------------
     def _membership_changes(self, number: int) -> list[str]:
@@ -237,16 +260,17 @@ class Fleet:
         with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=max(1, len(stragglers))) as slow:
             late_futures = [slow.submit(late, p) for p in stragglers]
             outcomes = dict(pool.map(run, on_time))
-            published = self._wait_for_version(version + 1)
+            ended = self._wait_for_round(version, (plan["round"] or {}).get("id"))
             outcomes.update(f.result() for f in late_futures)
-        server = {r["model_version"]: r for r in self.cloud.job(self.job_id)["rounds"] if r["status"] == "published"}
+        server = ({r["model_version"]: r for r in self.cloud.job(self.job_id)["rounds"] if r["status"] == "published"}
+                  if self.cloud.admin_token else {})
         record = {
-            "round": number, "model_version": version,
+            "round": number, "model_version": version, "ended": ended,
             "counted": server.get(version, {}).get("contributors"), "seconds": round(time.perf_counter() - started, 2),
             "participants": sorted(d for d, o in outcomes.items() if o.status in ("uploaded", "already_uploaded")),
             "dropped": [p.data.device_id for p in dropped],
             "stragglers": {d: o.status for d, o in outcomes.items() if d in {p.data.device_id for p in stragglers}},
-            "published": published,
+            "published": ended == "published",
             "bytes_up": {d: o.bytes_up for d, o in outcomes.items()},
             "bytes_down": {d: o.bytes_down for d, o in outcomes.items()},
             "train_s": round(sum(o.train_s for o in outcomes.values()), 3),
@@ -257,15 +281,23 @@ class Fleet:
         }
         return record
 
-    def _wait_for_version(self, version: int, timeout: float | None = None) -> bool:
+    def _wait_for_round(self, version: int, round_id: int | None, timeout: float | None = None) -> str:
+        """How the round that trains model `version` ended: published, failed, or job_<status> when the job
+        ended without publishing it. Raises after `timeout` (default: the deadline with every extension)."""
         timeout = timeout or self.config.round_timeout_s * 7 + 60
         deadline = time.time() + timeout
         client = self.active[0].client
         while time.time() < deadline:
-            if client.transport.request("GET", "/v1/plan", headers=client._auth()).json()["model_version"] >= version:
-                return True
+            plan = client.transport.request("GET", "/v1/plan", headers=client._auth()).json()
+            if plan["model_version"] > version:
+                return "published"
+            if plan["job_status"] not in ("running", "stopping"):
+                return f"job_{plan['job_status']}"
+            if plan["round"] and plan["round"]["id"] != round_id:
+                return "failed"
             time.sleep(0.2)
-        return False
+        raise TimeoutError(f"round {round_id} of job {self.job_id} neither published nor failed in {timeout:.0f} s; "
+                           f"see `python -m cloud admin job {self.job_id}`")
 
     def _plaintext_round(self, number: int, trainer: TFLiteTrainer, weights: np.ndarray) -> tuple[dict, np.ndarray]:
         on_time, _, dropped = self._select()
@@ -294,12 +326,17 @@ class Fleet:
     def run(self) -> dict:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        bundle = self._export_initial_bundle()
-        initial = self.initial_weights = TFLiteTrainer(bundle).get_weights("shared")
-        k = len(self.dataset.label_names)
         if c.engine == "encrypted" and self.cloud is None:
             self.cloud = LocalCloud(self.out / "cloud").start()
         try:
+            if self.existing_job:
+                bundle = self._join_existing_job()
+                initial = self.active[0].client.global_weights()
+            else:
+                bundle = self._export_initial_bundle()
+                initial = TFLiteTrainer(bundle).get_weights("shared")
+            self.initial_weights = initial
+            k = len(self.dataset.label_names)
             weights = self.final_weights = self._train_rounds(bundle, initial)
             report = self._evaluate(bundle, initial, weights, k)
             if c.int8:
@@ -340,16 +377,22 @@ class Fleet:
         if c.engine == "tff":
             return self._tff_rounds(bundle, initial, evaluator)
         token = None
-        if c.engine == "encrypted":
+        if self.existing_job:
+            token = self.existing_job[1]
+        elif c.engine == "encrypted":
             job = self.cloud.create_job(bundle, self._job_config())
             self.job_id = job["id"]
             token = self.cloud.create_token(job["id"])
+            self.log(f"job {self.job_id} on {self.cloud.url}; devices in {self.out / 'devices' / self.job_id}")
         trainer = TFLiteTrainer(bundle) if c.engine == "plaintext" else None
         with Progress("rounds", total=c.rounds, enabled=self.show_progress) as progress:
             for number in range(1, c.rounds + 1):
                 events = self._membership_changes(number)
                 if c.engine == "encrypted":
                     record = self._encrypted_round(number, token)
+                    if record["ended"].startswith("job_"):
+                        self.log(f"job {self.job_id} is {record['ended'][4:]}: no more rounds")
+                        break
                     if record["published"]:
                         self.active[0].client.sync()
                         weights = self.active[0].client.global_weights()

@@ -65,23 +65,33 @@ class ServiceProcess:
 
 
 class CloudAdmin:
-    """An operator's calls to a running aggregation service."""
+    """An operator's calls to a running aggregation service (no admin token: joining a job only)."""
 
-    def __init__(self, url: str, admin_token: str) -> None:
-        if not admin_token:
-            raise ValueError("an admin token is needed to create jobs (set FEDWEAR_ADMIN_TOKEN)")
+    def __init__(self, url: str, admin_token: str = "") -> None:
         self.url = url.rstrip("/")
         self.admin_token = admin_token
         self.admin = {"Authorization": f"Bearer {admin_token}"}
 
     def start(self) -> "CloudAdmin":
+        """Checks that the service answers, and takes the admin token when there is one."""
+        try:
+            requests.get(f"{self.url}/healthz", timeout=10)
+        except requests.RequestException as exc:
+            raise ValueError(f"cannot reach the aggregation service at {self.url} ({type(exc).__name__}); "
+                             "is it running?") from exc
+        if self.admin_token:
+            self._admin("GET", "/admin/jobs")
         return self
 
     def stop(self) -> None:
         """Nothing to stop: the service runs elsewhere."""
 
     def _admin(self, method: str, path: str, **kwargs) -> dict:
+        if not self.admin_token:
+            raise ValueError("an admin token is needed to create jobs (set FEDWEAR_ADMIN_TOKEN)")
         response = requests.request(method, self.url + path, headers=self.admin, timeout=120, **kwargs)
+        if response.status_code == 401:
+            raise ValueError(f"{self.url} refused the admin token (401): check FEDWEAR_ADMIN_TOKEN")
         if response.status_code >= 300:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
         return response.json()

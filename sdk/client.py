@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE, Manifest
+from sdk.conditions import DeviceConditions
 from sdk.crypto.codec import UpdateEncoder
 from sdk.crypto.keys import PublicKey
 from sdk.crypto.params import CryptoParams
@@ -35,40 +36,6 @@ from sdk.transport import HttpTransport, ServerError
 
 
 LATE_REFUSALS = ("deadline_passed", "round_closed", "sum_full")  # the round ended before this upload
-
-
-@dataclass
-class DeviceConditions:
-    """When a device may train: each probe is a callable the app provides."""
-
-    is_charging: Callable[[], bool] | None = None
-    is_unmetered: Callable[[], bool] | None = None
-    battery_level: Callable[[], float] | None = None
-    is_idle: Callable[[], bool] | None = None
-    require_charging: bool = False
-    require_unmetered: bool = False
-    min_battery: float = 0.0
-
-    def blocked_by(self) -> str | None:
-        """The first unmet condition, or None."""
-        if self.require_charging and not (self.is_charging and self.is_charging()):
-            return "not charging"
-        if self.require_unmetered and not (self.is_unmetered and self.is_unmetered()):
-            return "metered network"
-        if self.min_battery > 0 and self.battery_level and self.battery_level() < self.min_battery:
-            return f"battery below {self.min_battery:.0%}"
-        return None
-
-    def precompute_blocked_by(self) -> str | None:
-        """Why work ahead of a round (computing randomisers) must wait: not charging or not idle, or None.
-
-        A probe the app does not provide does not block.
-        """
-        if self.is_charging and not self.is_charging():
-            return "not charging"
-        if self.is_idle and not self.is_idle():
-            return "not idle"
-        return None
 
 
 @dataclass
@@ -196,6 +163,13 @@ class FedWearClient:
         self.plan = plan
         return plan
 
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """The bundle's classes: a label is an index into this tuple."""
+        if self.trainer is None:
+            self.sync()
+        return self.trainer.manifest.label_names
+
     def global_weights(self) -> np.ndarray:
         return self.trainer.get_weights("shared")
 
@@ -250,6 +224,9 @@ class FedWearClient:
         outcome.download_s = self.download_s - download_s_before
         outcome.sync_s = time.perf_counter() - start - outcome.download_s
         outcome.bytes_downloaded = self.bytes_downloaded - downloaded_before
+        if plan.get("job_status", "running") not in ("running", "stopping"):
+            outcome.reason = f"job {plan['job_id']} is {plan['job_status']}: it opens no more rounds"
+            return outcome
         if round_ is None or round_["status"] != "open" or round_["model_version"] != plan["model_version"]:
             outcome.reason = "no open round"
             return outcome

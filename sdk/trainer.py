@@ -1,4 +1,4 @@
-"""Trains and runs a model bundle on a device through tflite-runtime alone."""
+"""Trains and runs a model bundle on a device through a TFLite interpreter alone (tflite-runtime or LiteRT)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tflite_runtime.interpreter import Interpreter
 
 from sdk.bundle import Manifest, load_bundle
+from sdk import runtime
 from sdk.metrics import scores
 from sdk.storage import write_atomically
 
@@ -36,11 +36,14 @@ class FitHistory:
 class TFLiteTrainer:
     """Inference, SGD training and weight access for one model bundle."""
 
-    def __init__(self, bundle_dir: str | Path, num_threads: int = 1) -> None:
+    def __init__(self, bundle_dir: str | Path, num_threads: int = 1, runtime_name: str | None = None) -> None:
+        """``runtime_name``: 'tflite-runtime' or 'litert'; default the one chosen at import (sdk.runtime)."""
         self.bundle_dir = Path(bundle_dir)
         self.manifest: Manifest
         self.manifest, model_path = load_bundle(bundle_dir)
-        self._interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+        self.runtime = runtime_name or runtime.DEFAULT
+        interpreter = runtime.interpreter_class(self.runtime)
+        self._interpreter = interpreter(model_path=str(model_path), num_threads=num_threads)
         self._runners = {
             name: self._interpreter.get_signature_runner(name) for name in self.manifest.signatures
         }

@@ -24,19 +24,30 @@ def test_health_metrics_and_dashboard(cloud, bundle_dir):
                                json={"windows": 120, "accuracy": 0.5 + 0.2 * i})
         assert report.status_code == 200
     cloud.wait_for_version(devices[0], 2)
-    assert requests.get(f"{cloud.url}/healthz").json() == {"status": "ok"}
-    metrics = requests.get(f"{cloud.url}/metrics").text
+    assert requests.get(f"{cloud.url}/healthz").json() == {"status": "ok", "database": "ok", "keyservice": "ok"}
+    response = requests.get(f"{cloud.url}/metrics")
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    metrics = response.text
     assert re.search(r'fedwear_uploads_total\{result="accepted"\} 2\.0', metrics)
     assert re.search(r"fedwear_rounds_published_total 1\.0", metrics)
+    job_id = job["id"]
+    for gauge, value in [("open_round", 2), ("round_contributors", 0), ("devices_enrolled", 2),
+                         ("rounds_failed", 0), ("rounds_extended", 0)]:
+        assert f'fedwear_job_{gauge}{{job="{job_id}"}} {value}.0' in metrics, gauge
     assert requests.get(f"{cloud.url}/dashboard").status_code == 401
     for user, password in (("operator", cloud.admin_token), ("admin", "wrong"), ("", cloud.admin_token)):
         refused = requests.get(f"{cloud.url}/dashboard", auth=(user, password))
         assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
         assert refused.headers["WWW-Authenticate"].startswith("Basic")
-    page = requests.get(f"{cloud.url}/dashboard", auth=("admin", cloud.admin_token))
+    page = requests.get(f"{cloud.url}/dashboard?job={job_id}", auth=("admin", cloud.admin_token))
     assert page.status_code == 200 and "<svg" in page.text
     assert "dash &lt;job&gt;" in page.text  # escaped
     assert "0.600" in page.text  # mean accuracy devices reported for round 1
+    # the dashboard's script polls the admin API's GET routes with the same basic auth; changes need the bearer
+    polled = requests.get(f"{cloud.url}/admin/jobs", auth=("admin", cloud.admin_token))
+    assert polled.status_code == 200 and polled.json()["jobs"][0]["open_round"]["number"] == 2
+    forged = requests.post(f"{cloud.url}/admin/jobs/{job_id}/stop", auth=("admin", cloud.admin_token), json={})
+    assert forged.status_code == 401
     # ETag: a second download of an unchanged bundle is a 304
     first = requests.get(f"{cloud.url}/v1/bundle/model.tflite", headers=devices[0])
     again = requests.get(f"{cloud.url}/v1/bundle/model.tflite",

@@ -60,8 +60,7 @@ def test_encrypted_run_equals_plaintext_fedavg(wearers, tmp_path):
                       show_progress=False, log=lambda *_: None)
     encrypted.run()
     report = plaintext.run()
-    enc = np.frombuffer((tmp_path / "enc" / "devices" / encrypted.participants[0].data.device_id
-                         / "weights" / "v2.f32").read_bytes(), "<f4")
+    enc = np.frombuffer((encrypted.device_dir(encrypted.participants[0]) / "weights" / "v2.f32").read_bytes(), "<f4")
     plain = plaintext.final_weights
     weights = [min(len(p.train), 1000) for p in encrypted.participants]
     bound = mean_error_bound(CryptoParams(max_contributors=6, max_weight=1000), len(weights), sum(weights))

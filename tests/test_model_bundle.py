@@ -42,13 +42,13 @@ def variant(request, tmp_path_factory, norm):
     return config, model, out
 
 
-@pytest.fixture
-def fresh(variant):
-    """A Keras model and a TFLite trainer holding the same initial weights, and their config."""
+@pytest.fixture(params=["tflite-runtime", "litert"])
+def fresh(variant, request):
+    """A Keras model and a TFLite trainer (on each runtime) holding the same initial weights, and their config."""
     config, model, bundle = variant
     clone = tf.keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
-    return clone, TFLiteTrainer(bundle), config
+    return clone, TFLiteTrainer(bundle, runtime_name=request.param), config
 
 
 @pytest.mark.parametrize("momentum, steps", [(0.0, 1), (0.9, 3)])

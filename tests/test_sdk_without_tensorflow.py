@@ -1,6 +1,9 @@
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -43,18 +46,22 @@ print(json.dumps({
     "accuracy": trainer.evaluate(w.data, w.labels)["accuracy"],
     "personal_same": bool(np.array_equal(reloaded.get_weights("personal"), trainer.get_weights("personal"))),
     "windows": len(w),
+    "runtime": trainer.runtime,
 }))
 """
 
 
-def test_sdk_trainer_runs_where_tensorflow_cannot_be_imported(bundle_dir, tmp_path):
+@pytest.mark.parametrize("runtime", ["tflite-runtime", "litert"])
+def test_sdk_trainer_runs_where_tensorflow_cannot_be_imported(bundle_dir, tmp_path, runtime):
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(bundle_dir), str(tmp_path / "personal.npz")],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "FEDWEAR_TFLITE_RUNTIME": runtime},
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["tf_loaded"] is False
+    assert out["runtime"] == runtime
     assert out["moved"] > 0
     assert out["loss"][-1] < out["loss"][0]  # it learns
     assert out["accuracy"] > 0.5
@@ -68,3 +75,13 @@ def test_sdk_sources_never_import_tensorflow():
         assert "import tensorflow" not in text and "from tensorflow" not in text, path
     device_requirements = (ROOT / "requirements-device.txt").read_text().lower()
     assert "tensorflow" not in device_requirements.replace("no tensorflow", "")
+
+
+def test_runtime_is_chosen_at_import_and_can_be_forced():
+    from sdk import runtime
+
+    assert runtime.installed() == ["tflite-runtime", "litert"]  # both in the test environment
+    assert runtime.choose({}) == "tflite-runtime"  # preferred where it is installed
+    assert runtime.choose({"FEDWEAR_TFLITE_RUNTIME": "litert"}) == "litert"
+    with pytest.raises(ValueError, match="choose one of tflite-runtime, litert"):
+        runtime.choose({"FEDWEAR_TFLITE_RUNTIME": "tensorflow"})

@@ -1,4 +1,10 @@
-"""Operator API: jobs, enrolment tokens, devices. Bearer FEDWEAR_ADMIN_TOKEN."""
+"""Operator API: jobs and their lifecycle, enrolment tokens, devices, model versions.
+
+Bearer FEDWEAR_ADMIN_TOKEN. GET routes also accept the dashboard's HTTP basic
+auth (user admin, password: the admin token), so that its page can poll them; routes that
+change anything take the bearer token only, which a browser never sends on
+its own (no cross-site request forgery).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,18 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Blueprint, request
-from sqlalchemy import select
+from flask import Blueprint, request, send_file
 
-from cloud.api.errors import ApiError, require_token
+from cloud import lifecycle, overview
+from cloud.api.errors import ApiError, dashboard_login, require_token
 from cloud.api.openapi import documented
-from cloud.api.responses import JobBrief, JobList, JobSummary, Revoked, RoundSummary, TokenAnswer, reply
-from cloud.api.schemas import JobConfig, TokenRequest, load_json, parse
+from cloud.api.responses import (Deleted, DevicesAndTokens, JobBrief, JobList, JobSummary, Revoked,
+                                 RoundFailed, RoundsPage, RoundSummary, TokenAnswer, VersionList, reply)
+from cloud.api.schemas import FailRoundRequest, JobConfig, ReasonRequest, TokenRequest, load_json, parse
 from cloud.credentials import hash_secret
-from cloud.db import Device, EnrolmentToken, Job, ModelVersion, Round, utcnow
+from cloud.db import Device, EnrolmentToken, Job, ModelVersion, utcnow
 from cloud.keyclient import KeyServiceError
-from cloud.rounds import open_round
+from cloud.lifecycle import open_round
 from cloud.services import services, session
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE, BundleError
 from sdk.crypto.errors import CodecError
@@ -29,17 +36,10 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 @bp.before_request
 def _authenticate():
-    require_token(services().settings.admin_token)
-
-
-def job_summary(job: Job) -> JobSummary:
-    rounds = session().scalars(select(Round).where(Round.job_id == job.id).order_by(Round.id)).all()
-    return JobSummary(
-        id=job.id, name=job.name, status=job.status, model_version=job.current_version,
-        config=job.config, crypto=job.crypto, shared_values=job.shared_values,
-        rounds=[RoundSummary(id=r.id, number=r.number, status=r.status, contributors=r.contributors,
-                             model_version=r.model_version, error=r.error) for r in rounds],
-    )
+    token = services().settings.admin_token
+    if request.method == "GET" and dashboard_login(token):
+        return
+    require_token(token)
 
 
 def _read_bundle(upload_dir: Path) -> tuple[int, "object"]:
@@ -87,16 +87,16 @@ def create_job():
     sha = svc.store.write_weights(job_id, 1, weights)
     db.add(ModelVersion(job_id=job_id, version=1, weights_sha256=sha))
     open_round(db, job, 1)
+    lifecycle.record(db, job, "created", f"{config.rounds} rounds, {config.min_devices}-{config.max_devices} devices")
     db.commit()
-    return reply(job_summary(job), 201)
+    return reply(JobSummary.model_validate(overview.job_summary(db, job)), 201)
 
 
 @bp.get("/jobs")
-@documented("List jobs", auth="admin", responses={"200": ("the jobs", JobList)})
+@documented("List jobs with their status and the open round's progress", auth="admin",
+            responses={"200": ("the jobs", JobList)})
 def list_jobs():
-    jobs = session().scalars(select(Job).order_by(Job.created_at)).all()
-    return reply(JobList(jobs=[JobBrief(id=j.id, name=j.name, status=j.status, model_version=j.current_version)
-                               for j in jobs]))
+    return reply(JobList.model_validate({"jobs": overview.jobs(session())}))
 
 
 def _job(job_id: str) -> Job:
@@ -107,9 +107,94 @@ def _job(job_id: str) -> Job:
 
 
 @bp.get("/jobs/<job_id>")
-@documented("A job with its rounds", auth="admin", responses={"200": ("the job", JobSummary), "404": "no such job"})
+@documented("A job with its rounds (deadlines, extensions, timestamps) and events", auth="admin",
+            responses={"200": ("the job", JobSummary), "404": "no such job"})
 def get_job(job_id: str):
-    return reply(job_summary(_job(job_id)))
+    return reply(JobSummary.model_validate(overview.job_summary(session(), _job(job_id))))
+
+
+def _page_argument(name: str, default: int, most: int) -> int:
+    raw = request.args.get(name, str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise ApiError(400, "invalid_request", f"{name} must be an integer from 1 to {most}, got {raw[:20]!r}")
+    return int(raw)
+
+
+@bp.get("/jobs/<job_id>/rounds")
+@documented("A page of a job's rounds, newest first (query: page, per_page up to 500)", auth="admin",
+            responses={"200": ("a page of rounds", RoundsPage), "404": "no such job"})
+def list_rounds(job_id: str):
+    job = _job(job_id)
+    return reply(RoundsPage.model_validate(overview.rounds_page(session(), job, _page_argument("page", 1, 1_000_000),
+                                                                _page_argument("per_page", 20, 500))))
+
+
+@bp.get("/jobs/<job_id>/devices")
+@documented("A job's devices (enrolled, last seen, rounds contributed, revoked) and enrolment tokens",
+            auth="admin", responses={"200": ("devices and tokens", DevicesAndTokens), "404": "no such job"})
+def list_devices(job_id: str):
+    job = _job(job_id)
+    return reply(DevicesAndTokens.model_validate({"devices": overview.devices(session(), job),
+                                                  "tokens": overview.tokens(session(), job)}))
+
+
+@bp.get("/jobs/<job_id>/versions")
+@documented("A job's published model versions", auth="admin",
+            responses={"200": ("the versions", VersionList), "404": "no such job"})
+def list_versions(job_id: str):
+    return reply(VersionList.model_validate({"versions": overview.versions(session(), _job(job_id))}))
+
+
+@bp.get("/jobs/<job_id>/weights/<int:version>")
+@documented("Download a model version's shared weights (little-endian float32)", auth="admin",
+            produces="application/octet-stream", responses={"200": "weights", "404": "no such version"})
+def download_weights(job_id: str, version: int):
+    job = _job(job_id)
+    path = services().store.weights_file(job.id, version)
+    if not 1 <= version <= job.current_version or not path.is_file():
+        raise ApiError(404, "version_not_found", f"job {job.id} has no model version {version}")
+    return send_file(path, mimetype="application/octet-stream", as_attachment=True,
+                     download_name=f"{job.id}-v{version}.f32")
+
+
+@bp.post("/jobs/<job_id>/stop")
+@documented("Stop a job: no new round after the open one ends", body=ReasonRequest, auth="admin",
+            responses={"200": ("stopping, or stopped when no round was open", JobBrief), "404": "no such job",
+                       "409": "job not running"})
+def stop_job(job_id: str):
+    return _change_status(lifecycle.stop_job, job_id)
+
+
+@bp.post("/jobs/<job_id>/abort")
+@documented("Abort a job: its open round fails now", body=ReasonRequest, auth="admin",
+            responses={"200": ("aborted", JobBrief), "404": "no such job", "409": "job already ended"})
+def abort_job(job_id: str):
+    return _change_status(lifecycle.abort_job, job_id)
+
+
+def _change_status(change, job_id: str):
+    """Applies a lifecycle change with the body's reason; answers the job's new state."""
+    job = change(session(), job_id, parse(ReasonRequest).reason)
+    return reply(JobBrief.model_validate(overview.job_brief(session(), job)))
+
+
+@bp.delete("/jobs/<job_id>")
+@documented("Delete a stopped, aborted or finished job with its devices, rounds and files", auth="admin",
+            responses={"200": ("deleted", Deleted), "404": "no such job", "409": "job still running"})
+def delete_job(job_id: str):
+    lifecycle.delete_job(session(), services().store, job_id)
+    return reply(Deleted(id=job_id, deleted=True))
+
+
+@bp.post("/jobs/<job_id>/rounds/<int:number>/fail")
+@documented("Fail an open or closing round with a reason; the next opens unless the job is stopping",
+            body=FailRoundRequest, auth="admin",
+            responses={"200": ("failed", RoundFailed), "404": "no such job or round", "409": "round already ended"})
+def fail_round(job_id: str, number: int):
+    round_ = lifecycle.fail_round(session(), job_id, number, parse(FailRoundRequest).reason)
+    job = session().get(Job, job_id)
+    return reply(RoundFailed(round=RoundSummary.model_validate(overview.round_row(round_)),
+                             job=JobBrief.model_validate(overview.job_brief(session(), job))))
 
 
 @bp.post("/jobs/<job_id>/tokens")

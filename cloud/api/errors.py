@@ -68,3 +68,16 @@ def require_token(expected: str) -> None:
     """ApiError 401 unless the request carries `expected` as bearer token."""
     if not hmac.compare_digest(bearer_token().encode(), expected.encode()):
         raise ApiError(401, "unauthorized", "invalid token")
+
+
+DASHBOARD_USER = "admin"
+
+
+def dashboard_login(admin_token: str) -> bool:
+    """Whether the request carries the dashboard's HTTP basic auth: user admin, password the admin token."""
+    auth = request.authorization
+    if auth is None or auth.type != "basic":
+        return False
+    user_ok = hmac.compare_digest((auth.username or "").encode(), DASHBOARD_USER.encode())
+    password_ok = hmac.compare_digest((auth.password or "").encode(), admin_token.encode())
+    return user_ok and password_ok

@@ -14,11 +14,15 @@ from cloud.api.schemas import CryptoConfig, Hyperparameters, JobSettings, Strict
 
 
 class Health(Strict):
-    status: str = Field(description="ok")
+    status: str = Field(description="ok, or degraded when the key service cannot be reached or refuses")
+    database: str = Field(description="ok or unreachable")
+    keyservice: str = Field(description="ok, unreachable, or how it refused (e.g. 'refused: 401')")
 
 
 class Unhealthy(ErrorBody):
     status: str = Field(description="unhealthy")
+    database: str = Field(description="unreachable")
+    keyservice: str = Field(description="ok, unreachable, or how it refused")
 
 
 class EnrolAnswer(Strict):
@@ -50,7 +54,8 @@ class PlanRound(Strict):
 
 class Plan(Strict):
     job_id: str
-    job_status: str = Field(description="running or finished")
+    job_status: str = Field(description="running, stopping (the open round may end, no new one opens), "
+                                        "stopped, aborted or finished")
     model_version: int = Field(description="latest published model version (GET /v1/weights/{version})")
     round: PlanRound | None = Field(description="the job's current round (null before the first one)")
     crypto: PlanCrypto
@@ -72,20 +77,56 @@ class ReportAnswer(Strict):
     stored: bool
 
 
+TIME = "ISO 8601 UTC time, ending in Z"
+
+
 class RoundSummary(Strict):
     id: int
     number: int
-    status: str
+    status: str = Field(description="open, closing, published or failed")
     contributors: int
-    model_version: int
+    model_version: int = Field(description="the model version the round trains from")
+    extensions: int = Field(description="how often its deadline was extended")
+    opened_at: str = Field(description=TIME)
+    deadline: str = Field(description=TIME)
+    closed_at: str | None = Field(description=TIME)
+    published_at: str | None = Field(description=TIME)
+    seconds: float | None = Field(description="from opening to publishing (or failing)")
+    bytes_in: int
+    bytes_out: int
+    total_weight: int | None
+    reported_accuracy: float | None = Field(description="mean accuracy the round's devices reported")
     error: str | None = Field(description="why the round failed or is waiting, if it did or is")
+
+
+class RoundProgress(RoundSummary):
+    """The job's latest round, with what it needs."""
+
+    min_devices: int
+    max_devices: int
+    max_extensions: int
+    seconds_left: float | None = Field(description="until the deadline, while the round is open")
 
 
 class JobBrief(Strict):
     id: str
     name: str
-    status: str
+    status: str = Field(description="running, stopping, stopped, aborted or finished")
     model_version: int
+    created_at: str = Field(description=TIME)
+    status_reason: str = Field(description="why the job has its status (empty while running)")
+    rounds_published: int
+    rounds_failed: int
+    rounds_extended: int
+    devices: int = Field(description="devices enrolled")
+    open_round: RoundProgress | None = Field(description="the latest round")
+
+
+class JobEvent(Strict):
+    at: str = Field(description=TIME)
+    kind: str = Field(description="created, stopping, stopped, aborted, finished or round_failed")
+    round: int | None = Field(description="the round's number, when the event concerns one")
+    reason: str
 
 
 class JobSummary(JobBrief):
@@ -93,10 +134,64 @@ class JobSummary(JobBrief):
     crypto: CryptoSettings
     shared_values: int
     rounds: list[RoundSummary]
+    events: list[JobEvent]
 
 
 class JobList(Strict):
     jobs: list[JobBrief]
+
+
+class RoundsPage(Strict):
+    total: int
+    page: int
+    per_page: int
+    pages: int
+    rounds: list[RoundSummary] = Field(description="newest first")
+
+
+class DeviceRow(Strict):
+    id: str
+    name: str
+    token_id: str
+    enrolled_at: str = Field(description=TIME)
+    last_seen: str | None = Field(description="its latest upload or report; " + TIME)
+    rounds_contributed: int
+    revoked: bool
+
+
+class TokenRow(Strict):
+    id: str
+    max_uses: int | None = Field(description="null: unlimited")
+    uses: int
+    expires_at: str = Field(description=TIME)
+    expired: bool
+    revoked: bool
+
+
+class DevicesAndTokens(Strict):
+    devices: list[DeviceRow]
+    tokens: list[TokenRow]
+
+
+class VersionRow(Strict):
+    version: int
+    round: int | None = Field(description="number of the round that published it (null: the initial model)")
+    created_at: str = Field(description=TIME)
+    weights_sha256: str
+
+
+class VersionList(Strict):
+    versions: list[VersionRow] = Field(description="newest first")
+
+
+class RoundFailed(Strict):
+    round: RoundSummary
+    job: JobBrief
+
+
+class Deleted(Strict):
+    id: str
+    deleted: bool
 
 
 class TokenAnswer(Strict):

@@ -51,6 +51,8 @@ class JobSettings(Strict):
     round_timeout_s: float = Field(300, gt=0, le=7 * 86400)
     on_deadline: Literal["extend", "fail"] = "extend"
     max_extensions: int = Field(3, ge=0, le=1000)
+    max_failed_rounds: int = Field(10, ge=0, le=100_000,
+                                   description="the job stops after this many failed rounds in a row (0: never)")
     hyperparameters: Hyperparameters = Hyperparameters()
 
 
@@ -72,6 +74,14 @@ class JobConfig(JobSettings):
 class TokenRequest(Strict):
     max_uses: int | None = Field(1, ge=1, le=1_000_000, description="null: unlimited")
     expires_in_s: int = Field(86400, ge=1, le=365 * 86400)
+
+
+class ReasonRequest(Strict):
+    reason: str = Field("", max_length=500, pattern=NO_NUL, description="why; recorded in the job's events")
+
+
+class FailRoundRequest(Strict):
+    reason: str = Field(min_length=1, max_length=500, pattern=NO_NUL, description="why; recorded as the round's error")
 
 
 class EnrolRequest(Strict):
