@@ -52,7 +52,7 @@ def codes_in_service() -> set[tuple[str, int]]:
                 assert isinstance(code, ast.Constant), f"{path}:{node.lineno}: use a literal error code"
                 found.add((code.value, status.value))
             elif node.func.id == "Unhealthy":
-                found.add(({k.arg: k.value.value for k in node.keywords}["error"], 503))
+                found.add((next(k.value.value for k in node.keywords if k.arg == "error"), 503))
     return found
 
 
