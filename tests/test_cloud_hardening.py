@@ -160,7 +160,7 @@ def test_ids_out_of_range_and_nul_bytes_are_client_errors(tmp_path, bundle_dir, 
         for response in nul:
             assert response.status_code == 400, (response.request.url, response.text)
             assert "NUL" in response.text or "pattern" in response.text, response.text
-        assert requests.get(f"{cloud.url}/healthz").json() == {"status": "ok"}
+        assert requests.get(f"{cloud.url}/healthz").json() == {"status": "ok", "database": "ok", "keyservice": "ok"}
     finally:
         cloud.stop()
 
@@ -172,13 +172,14 @@ def test_health_check_never_shows_database_errors(tmp_path):
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     cloud = Cloud(tmp_path, f"{base}/{name}").start()
     try:
-        assert requests.get(f"{cloud.url}/healthz").json() == {"status": "ok"}
+        assert requests.get(f"{cloud.url}/healthz").json() == {"status": "ok", "database": "ok", "keyservice": "ok"}
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
         response = requests.get(f"{cloud.url}/healthz")
         assert response.status_code == 503
         assert response.json() == {"status": "unhealthy", "error": "database_unreachable",
-                                   "message": "the database cannot be reached; see the server log"}
+                                   "message": "the database cannot be reached; see the server log",
+                                   "database": "unreachable", "keyservice": "ok"}
         assert name in cloud.aggregator.log.read_text()  # the details are in the log, for the operator
     finally:
         cloud.stop()
