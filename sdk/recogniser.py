@@ -1,4 +1,4 @@
-"""Always-on recognition with a bundle's int8 inference model, through tflite-runtime alone.
+"""Always-on recognition with a bundle's int8 inference model, through a TFLite interpreter alone (tflite-runtime or LiteRT).
 
 The int8 model holds one global model version's shared layers as constants
 and gives the global head's probabilities and the pooled features. The
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from sdk.bundle import Manifest, load_inference_model
-from sdk.trainer import Interpreter, check_windows  # the trainer's runtime: tflite-runtime or LiteRT
+from sdk import runtime
+from sdk.trainer import check_windows
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -25,11 +26,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 class Recogniser:
     """Class probabilities from the bundle's quantised inference model."""
 
-    def __init__(self, bundle_dir: str | Path, kind: str = "int8", num_threads: int = 1) -> None:
+    def __init__(self, bundle_dir: str | Path, kind: str = "int8", num_threads: int = 1,
+                 runtime_name: str | None = None) -> None:
+        """``runtime_name``: 'tflite-runtime' or 'litert'; default the one chosen at import (sdk.runtime)."""
+        interpreter = runtime.interpreter_class(runtime_name or runtime.DEFAULT)
         self.manifest: Manifest
         self.manifest, path = load_inference_model(bundle_dir, kind)
         self.model_version = int(self.manifest.inference[kind]["model_version"])
-        self._runner = Interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner()
+        self._runner = interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner()
 
     def outputs(self, windows, batch_size: int = 256) -> dict[str, np.ndarray]:
         """{"global_probs": (n, classes), "features": (n, features)} for raw windows."""
