@@ -11,6 +11,7 @@ import click
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow 2.14 logs CUDA-plugin noise at ERROR
 
+from device_sim.backends import NAMES as BACKENDS  # noqa: E402
 from device_sim.dataset import DataError  # noqa: E402
 from device_sim.datasets import NAMES, load_dataset  # noqa: E402
 
@@ -154,6 +155,12 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 @click.option("--round-timeout", default=120.0, show_default=True, help="Seconds before a round's deadline.")
 @click.option("--engine", type=click.Choice(["encrypted", "plaintext", "tff"]), default="encrypted", show_default=True,
               help="tff: plaintext FedAvg in TensorFlow Federated's simulation runtime.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="threads", show_default=True,
+              help="Where the virtual devices run: threads of this process, one process per core, or Ray.")
+@click.option("--ray-address", default=None, help="A Ray cluster to run the devices on (with --backend ray); "
+              "default: a local Ray instance on loopback.")
+@click.option("--precompute/--no-precompute", default=True, show_default=True,
+              help="Devices compute their encryption randomisers for all their rounds ahead (as while charging).")
 @click.option("--randomiser", type=click.Choice(["standard", "short-exponent"]), default="short-exponent",
               show_default=True)
 @click.option("--conv-filters", default="32,64", show_default=True, callback=_widths,
@@ -174,8 +181,8 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out/run"), show_default=True, callback=_out_dir)
 def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
         baseline_epochs, lr, new_users, new_user_executions, dropout, stragglers, leave, join, faults,
-        round_timeout, engine, randomiser, conv_filters, dense_units, train_overlap, subjects, int8, seed, url, job_id,
-        enrolment_token, out):
+        round_timeout, engine, backend, ray_address, precompute, randomiser, conv_filters, dense_units,
+        train_overlap, subjects, int8, seed, url, job_id, enrolment_token, out):
     """A fleet of virtual devices trains under encryption against real cloud processes, then a report.
 
     Each run makes a new job (its devices are kept in OUT/devices/JOB_ID), or joins one with --job.
@@ -203,7 +210,8 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
                          new_users=new_users, new_user_executions=new_user_executions, dropout=dropout,
                          stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
-                         randomiser=randomiser, model=model, int8=int8, seed=seed)
+                         backend=backend, ray_address=ray_address, precompute=precompute, randomiser=randomiser,
+                         model=model, int8=int8, seed=seed)
     _run_fleet(ds, config, out, url, training, (job_id, enrolment_token) if job_id else None)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -69,18 +72,59 @@ class DeviceData:
         return None if self.label_share is None else self.label_share < NEAR_TIE_SHARE
 
 
+class LazyDevices(Sequence):
+    """Devices made on demand by ``make(index)`` (deterministic): memory holds only the last ``cache`` made.
+
+    Their ids and subjects are known without making them.
+    """
+
+    def __init__(self, ids: list[str], subjects: list[str], make: Callable[[int], DeviceData], cache: int = 16):
+        if len(ids) != len(subjects):
+            raise ValueError("one subject per device id")
+        self.ids, self.subjects, self._make, self._size = list(ids), list(subjects), make, cache
+        self._cache: OrderedDict[int, DeviceData] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"device index {index} out of range for {len(self)} devices")
+        index %= len(self)
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        device = self._cache[index] = self._make(index)
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return device
+
+
 @dataclass
 class Dataset:
-    """Devices sharing one label set and one window spec."""
+    """Devices sharing one label set and one window spec (a list, or LazyDevices made on demand)."""
 
     name: str
     label_names: tuple[str, ...]
     spec: WindowSpec
-    devices: list[DeviceData]
+    devices: Sequence[DeviceData]
+
+    @property
+    def lazy(self) -> bool:
+        return isinstance(self.devices, LazyDevices)
+
+    @property
+    def catalogue(self) -> list[tuple[str, str]]:
+        """(device id, subject) of every device, in order, without making lazy ones."""
+        if isinstance(self.devices, LazyDevices):
+            return list(zip(self.devices.ids, self.devices.subjects))
+        return [(d.device_id, d.subject) for d in self.devices]
 
     @property
     def subjects(self) -> list[str]:
-        return sorted({d.subject for d in self.devices})
+        return sorted({subject for _, subject in self.catalogue})
 
     def by_subject(self, subjects) -> list[DeviceData]:
         wanted = set(subjects)
@@ -120,10 +164,21 @@ def pooled(devices: list[DeviceData]) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def normalisation(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of windows."""
-    flat = windows.reshape(-1, windows.shape[-1]).astype(np.float64)
-    return flat.mean(axis=0), np.maximum(flat.std(axis=0), 1e-6)
+def normalisation(windows: np.ndarray | Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of windows: one array, or many taken one at a time."""
+    count, mean, m2 = 0, 0.0, 0.0
+    for part in [windows] if isinstance(windows, np.ndarray) else windows:
+        flat = part.reshape(-1, part.shape[-1]).astype(np.float64)
+        n = len(flat)
+        if not n:
+            continue
+        part_mean = flat.mean(axis=0)
+        delta = part_mean - mean  # Chan et al.'s pairwise update of the mean and squared deviations
+        m2 = m2 + ((flat - part_mean) ** 2).sum(axis=0) + delta**2 * count * n / (count + n)
+        mean, count = mean + delta * n / (count + n), count + n
+    if not count:
+        raise ValueError("no windows to normalise")
+    return mean, np.maximum(np.sqrt(m2 / count), 1e-6)
 
 
 def find_root(path: str | Path, marker: str, subfolder: str, how_to_get: str) -> Path:

@@ -9,26 +9,30 @@ per the evaluation protocol, and new users before and after personalising.
 
 from __future__ import annotations
 
-import random
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import zlib
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from device_sim.backends import Backend, DeviceTask, FaultyTransport, make_backend
 from device_sim.dataset import Dataset, DeviceData, pooled
 from device_sim.initial_bundle import export_initial_bundle
 from device_sim.local_cloud import CloudAdmin, LocalCloud
 from device_sim.partitions import new_users, same_executions, within_subject
 from device_sim.progress import Progress
-from sdk.client import FedWearClient, local_update, parse_deadline
+from sdk.client import FedWearClient, local_update
 from sdk.crypto.params import CryptoParams
 from sdk.metrics import scores
 from sdk.personalisation import personalise
 from sdk.trainer import TFLiteTrainer
-from sdk.transport import HttpTransport, Response
+from sdk.transport import HttpTransport
+
+MONITORED_DEVICES = 50  # per-round global accuracy: on every device's test windows, or this many in larger fleets
+LAZY_SPLITS_KEPT = 64  # devices of a population made on demand whose windows stay in memory
 
 
 @dataclass
@@ -54,9 +58,12 @@ class FleetConfig:
     join: dict = field(default_factory=dict)  # round -> devices joining before it
     faults: float = 0.0  # probability that a request fails or is sent twice
     randomiser: str = "short-exponent"
+    precompute: bool = True  # a device computes its randomisers for all its rounds ahead, before its first
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"conv_filters": (64, 128, 128)}
     engine: str = "encrypted"  # "plaintext": FedAvg in numpy; "tff": FedAvg in TensorFlow Federated
     int8: bool = False  # also score the final global model as the bundle's int8 inference model
+    backend: str = "threads"  # where the encrypted engine's devices run: threads, processes or ray
+    ray_address: str | None = None  # a Ray cluster (default: a local Ray instance on loopback)
     seed: int = 0
 
 
@@ -85,33 +92,28 @@ def _scores(data: DeviceData, subsets: dict[str, np.ndarray], predicted: np.ndar
             "subsets": {name: {"inside": accuracy(m), "outside": accuracy(~m)} for name, m in subsets.items()}}
 
 
-class FaultyTransport(HttpTransport):
-    """Drops requests before they are sent, or sends them twice, with probability `faults` each."""
-
-    def __init__(self, base_url: str, faults: float, seed: int) -> None:
-        super().__init__(base_url, retries=8, backoff_s=0.05, max_backoff_s=0.5, rng=random.Random(seed))
-        self.faults = faults
-        self.injected = {"failed": 0, "duplicated": 0}
-        self._lock = threading.Lock()
-
-    def send(self, method: str, path: str, body, headers) -> Response:
-        with self._lock:
-            roll = self.rng.random()
-        if roll < self.faults:
-            self.injected["failed"] += 1
-            raise ConnectionError("injected network failure")
-        if roll < 2 * self.faults:
-            self.injected["duplicated"] += 1
-            super().send(method, path, body, headers)
-        return super().send(method, path, body, headers)
-
-
-@dataclass
 class Participant:
-    data: DeviceData
-    train: DeviceData
-    test: DeviceData
-    client: FedWearClient | None = None
+    """A virtual device: one subject's windows, split for training and testing, loaded when asked for.
+
+    A population made on demand makes them again after a while (the last few
+    stay in memory), so a large fleet holds only the devices it works with.
+    """
+
+    def __init__(self, device_id: str, subject: str,
+                 split: Callable[[], tuple[DeviceData, DeviceData, DeviceData]]) -> None:
+        self.device_id, self.subject, self._split = device_id, subject, split
+
+    @property
+    def data(self) -> DeviceData:
+        return self._split()[0]
+
+    @property
+    def train(self) -> DeviceData:
+        return self._split()[1]
+
+    @property
+    def test(self) -> DeviceData:
+        return self._split()[2]
 
 
 class Fleet:
@@ -129,29 +131,34 @@ class Fleet:
         self.training = training or dataset
         if self.training.spec.length != dataset.spec.length or self.training.label_names != dataset.label_names:
             raise ValueError("training windows must have the test windows' length and labels")
-        training_devices = {d.device_id: d for d in self.training.devices}
         self.show_progress, self.log = show_progress, log
         self.rng = np.random.default_rng(config.seed)
         subjects = dataset.subjects
         train_subjects, self.new_user_subjects = (
             new_users(subjects, config.new_users, config.seed) if config.new_users else (subjects, []))
-        self.participants = []
-        for device in dataset.by_subject(train_subjects):
-            train, test = within_subject(device)
-            train = same_executions(training_devices[device.device_id], train)
-            self.participants.append(Participant(device, train, test))
-        self.newcomers = []
-        for device in dataset.by_subject(self.new_user_subjects):
-            train, test = self._first_executions(device)
-            train = same_executions(training_devices[device.device_id], train)
-            self.newcomers.append(Participant(device, train, test))
+        dense_index = {device_id: i for i, (device_id, _) in enumerate(self.training.catalogue)}
+        self._splits = lru_cache(maxsize=LAZY_SPLITS_KEPT if dataset.lazy else None)(self._split)
+        self.participants, self.newcomers = [], []
+        for i, (device_id, subject) in enumerate(dataset.catalogue):
+            newcomer = subject in self.new_user_subjects
+            if newcomer or subject in train_subjects:
+                split = partial(self._splits, i, dense_index[device_id], newcomer)
+                (self.newcomers if newcomer else self.participants).append(Participant(device_id, subject, split))
         join_total = sum(config.join.values())
         self.active = self.participants[: len(self.participants) - join_total]
         self.waiting = self.participants[len(self.participants) - join_total:]
         self.cloud: CloudAdmin | None = cloud
         self.existing_job = existing_job
         self.job_id: str | None = None
+        self.backend: Backend | None = None
+        self._prepared: set[str] = set()
         self.rounds: list[dict] = []
+
+    def _split(self, index: int, dense_index: int, newcomer: bool) -> tuple[DeviceData, DeviceData, DeviceData]:
+        """A device's windows, its training part (cut from the training windowing) and its test part."""
+        device = self.dataset.devices[index]
+        train, test = self._first_executions(device) if newcomer else within_subject(device)
+        return device, same_executions(self.training.devices[dense_index], train), test
 
     def _first_executions(self, device: DeviceData) -> tuple[DeviceData, DeviceData]:
         first = device.executions[: self.config.new_user_executions]
@@ -161,9 +168,9 @@ class Fleet:
     # Set-up ------------------------------------------------------------------
     def _export_initial_bundle(self) -> Path:
         bundle = self.out / "bundle"
-        x, _ = pooled([p.train for p in self.participants])
-        self.model_config = export_initial_bundle(bundle, x, list(self.dataset.label_names), self.config.seed,
-                                                  **self.config.model)
+        self.model_config = export_initial_bundle(bundle, (p.train.windows for p in self.participants),
+                                                  list(self.dataset.label_names), self.config.seed,
+                                                  window_length=self.dataset.spec.length, **self.config.model)
         return bundle
 
     def _job_config(self) -> dict:
@@ -181,30 +188,33 @@ class Fleet:
 
     def device_dir(self, participant: Participant) -> Path:
         """A device's storage: one per job, so that a new run never reuses another job's credentials."""
-        return self.out / "devices" / self.job_id / participant.data.device_id
+        return (self.out / "devices" / self.job_id / participant.device_id).resolve()
 
     def _client(self, participant: Participant, token: str, index: int) -> FedWearClient:
         transport = (FaultyTransport(self.cloud.url, self.config.faults, self.config.seed + index)
                      if self.config.faults else HttpTransport(self.cloud.url))
         return FedWearClient(self.cloud.url, token, self.device_dir(participant),
-                             transport=transport, name=participant.data.device_id)
+                             transport=transport, name=participant.device_id)
+
+    def _observer(self, token: str) -> FedWearClient:
+        """The first device, as the fleet sees it: it reads plans and published weights through it."""
+        return self._client(self.participants[0], token, 0)
 
     def _join_existing_job(self) -> Path:
         """Enrols the first device in the operator's job; returns the job's bundle as that device holds it."""
         self.job_id, token = self.existing_job
-        first = self.active[0]
-        first.client = self._client(first, token, 0)
-        plan = first.client.sync()
+        first = self._observer(token)
+        plan = first.sync()
         if plan["job_id"] != self.job_id:
             raise ValueError(f"the enrolment token belongs to job {plan['job_id']}, not {self.job_id}")
         if plan["job_status"] != "running":
             raise ValueError(f"job {self.job_id} is {plan['job_status']}: it opens no more rounds to join")
-        manifest = first.client.trainer.manifest
+        manifest = first.trainer.manifest
         if (manifest.window_length, manifest.label_names) != (self.dataset.spec.length, tuple(self.dataset.label_names)):
             raise ValueError(f"job {self.job_id}'s bundle takes {manifest.window_length}-sample windows labelled "
                              f"{', '.join(manifest.label_names)}; the data has {self.dataset.spec.length}-sample "
                              f"windows labelled {', '.join(self.dataset.label_names)}")
-        return first.client.storage / "bundle"
+        return first.storage / "bundle"
 
     # Rounds ---------------------------------------------------------------------
     def _membership_changes(self, number: int) -> list[str]:
@@ -212,15 +222,16 @@ class Fleet:
         for _ in range(self.config.leave.get(number, 0)):
             if len(self.active) > self.config.min_devices:
                 gone = self.active.pop(int(self.rng.integers(len(self.active))))
-                events.append(f"{gone.data.device_id} left")
+                events.append(f"{gone.device_id} left")
         for _ in range(self.config.join.get(number, 0)):
             if self.waiting:
                 newcomer = self.waiting.pop(0)
                 self.active.append(newcomer)
-                events.append(f"{newcomer.data.device_id} joined")
+                events.append(f"{newcomer.device_id} joined")
         return events
 
     def _select(self) -> tuple[list[Participant], list[Participant], list[Participant]]:
+        """This round's (on time, stragglers, dropped): the fleet chooses its participants."""
         c = self.config
         chosen = list(self.active)
         if c.devices_per_round and c.devices_per_round < len(chosen):
@@ -233,62 +244,71 @@ class Fleet:
         stragglers = remaining[: c.stragglers]
         return [p for p in remaining if p not in stragglers], stragglers, dropped
 
+    def _task(self, p: Participant, token: str, number: int, late: bool) -> DeviceTask:
+        c = self.config
+        fault_seed = zlib.crc32(f"{c.seed}/{p.device_id}/{number}".encode())
+        return DeviceTask(p.device_id, str(self.device_dir(p)), self.cloud.url, token, seed=c.seed * 1000 + number,
+                          faults=c.faults, fault_seed=fault_seed, late=late)
+
     def _encrypted_round(self, number: int, token: str) -> dict:
-        for i, p in enumerate(self.active):
-            if p.client is None:
-                p.client = self._client(p, token, i)
-        plan = self.active[0].client.sync()
-        version = plan["model_version"]
+        observer = self._observer(token)
+        plan = observer.sync()
+        version, round_id = plan["model_version"], (plan["round"] or {}).get("id")
         on_time, stragglers, dropped = self._select()
+        staged = {p.device_id: self.backend.stage(p.device_id, p.train.windows, p.train.labels)
+                  for p in on_time + stragglers}  # a real device has its data already: not timed
+        precompute_s = self._precompute(on_time + stragglers, token, number)
         started = time.perf_counter()
-        seed = self.config.seed * 1000 + number
-
-        def run(p: Participant):
-            return p.data.device_id, p.client.participate(p.train.windows, p.train.labels, seed=seed)
-
-        def late(p: Participant):
-            deadline = parse_deadline(p.client.sync()["round"]["deadline"])
-
-            def wait():
-                while time.time() <= deadline + 0.5:
-                    time.sleep(0.2)
-
-            p.client.clock = lambda: time.time() - 3600  # its clock lags: it thinks it is in time
-            return p.data.device_id, p.client.participate(p.train.windows, p.train.labels, seed=seed,
-                                                          before_upload=wait)
-
-        with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=max(1, len(stragglers))) as slow:
-            late_futures = [slow.submit(late, p) for p in stragglers]
-            outcomes = dict(pool.map(run, on_time))
-            ended = self._wait_for_round(version, (plan["round"] or {}).get("id"))
-            outcomes.update(f.result() for f in late_futures)
+        futures = [self.backend.submit(self._task(p, token, number, p in stragglers), staged[p.device_id])
+                   for p in stragglers + on_time]
+        results = [f.result() for f in futures[len(stragglers):]]
+        ended = self._wait_for_round(observer, version, round_id)
+        known = time.time()
+        results += [f.result() for f in futures[: len(stragglers)]]
+        seconds = time.perf_counter() - started
+        on_time_results = results[: len(on_time)]
+        outcomes = {r.device_id: r.outcome for r in results}
         server = ({r["model_version"]: r for r in self.cloud.job(self.job_id)["rounds"] if r["status"] == "published"}
                   if self.cloud.admin_token else {})
-        record = {
+        return {
             "round": number, "model_version": version, "ended": ended,
-            "counted": server.get(version, {}).get("contributors"), "seconds": round(time.perf_counter() - started, 2),
+            "counted": server.get(version, {}).get("contributors"), "seconds": round(seconds, 2),
             "participants": sorted(d for d, o in outcomes.items() if o.status in ("uploaded", "already_uploaded")),
-            "dropped": [p.data.device_id for p in dropped],
-            "stragglers": {d: o.status for d, o in outcomes.items() if d in {p.data.device_id for p in stragglers}},
+            "dropped": [p.device_id for p in dropped],
+            "stragglers": {p.device_id: outcomes[p.device_id].status for p in stragglers},
             "published": ended == "published",
+            # the on-time devices' work, first start to last end; then until the fleet knew the new model
+            "devices_s": round(max((r.finished for r in on_time_results), default=0)
+                               - min((r.started for r in on_time_results), default=0), 3),
+            "publish_wait_s": round(known - max((r.finished for r in on_time_results), default=known), 3),
+            "precompute_s": precompute_s,
             "bytes_up": {d: o.bytes_up for d, o in outcomes.items()},
             "bytes_down": {d: o.bytes_down for d, o in outcomes.items()},
             "train_s": round(sum(o.train_s for o in outcomes.values()), 3),
             "crypto_s": round(sum(o.crypto_s for o in outcomes.values()), 3),
             "clipped_fraction": max((o.clipped_fraction for o in outcomes.values()), default=0.0),
-            "faults_injected": {d: dict(p.client.transport.injected) for p in on_time + stragglers
-                                for d in [p.data.device_id] if isinstance(p.client.transport, FaultyTransport)},
+            "faults_injected": {r.device_id: r.faults_injected for r in results if r.faults_injected is not None},
         }
-        return record
 
-    def _wait_for_round(self, version: int, round_id: int | None, timeout: float | None = None) -> str:
+    def _precompute(self, chosen: list[Participant], token: str, number: int) -> float:
+        """Devices taking part for the first time compute the randomisers of all their remaining rounds
+        ahead, as a phone does while it charges; not part of the round's time. Their seconds, summed."""
+        fresh = [p for p in chosen if p.device_id not in self._prepared]
+        if not self.config.precompute or not fresh:
+            return 0.0
+        uploads = self.config.rounds - number + 1
+        futures = [self.backend.prepare(self._task(p, token, number, late=False), uploads) for p in fresh]
+        self._prepared.update(p.device_id for p in fresh)
+        return round(sum(f.result() for f in futures), 3)
+
+    def _wait_for_round(self, observer: FedWearClient, version: int, round_id: int | None,
+                        timeout: float | None = None) -> str:
         """How the round that trains model `version` ended: published, failed, or job_<status> when the job
         ended without publishing it. Raises after `timeout` (default: the deadline with every extension)."""
         timeout = timeout or self.config.round_timeout_s * 7 + 60
         deadline = time.time() + timeout
-        client = self.active[0].client
         while time.time() < deadline:
-            plan = client.transport.request("GET", "/v1/plan", headers=client._auth()).json()
+            plan = observer.transport.request("GET", "/v1/plan", headers=observer._auth()).json()
             if plan["model_version"] > version:
                 return "published"
             if plan["job_status"] not in ("running", "stopping"):
@@ -310,7 +330,7 @@ class Fleet:
             sizes.append(CryptoParams().weight_of(len(p.train)))
         mean = sum(w * d.astype(np.float64) for w, d in zip(sizes, deltas)) / sum(sizes)
         record = {"round": number, "model_version": number, "seconds": round(time.perf_counter() - started, 2),
-                  "participants": [p.data.device_id for p in on_time], "dropped": [p.data.device_id for p in dropped],
+                  "participants": [p.device_id for p in on_time], "dropped": [p.device_id for p in dropped],
                   "published": True, "train_s": round(time.perf_counter() - started, 3), "crypto_s": 0.0}
         return record, (weights + mean).astype(np.float32)
 
@@ -321,30 +341,50 @@ class Fleet:
         return trainer
 
     def _global_accuracy(self, trainer: TFLiteTrainer) -> float:
-        return float(np.mean([trainer.evaluate(p.test.windows, p.test.labels)["accuracy"] for p in self.participants]))
+        return float(np.mean([trainer.evaluate(windows, labels)["accuracy"] for windows, labels in self._monitored]))
+
+    def _monitor(self) -> None:
+        """The test windows that per-round global accuracy is measured on: every device's, or a sample's."""
+        chosen = self.participants
+        if len(chosen) > MONITORED_DEVICES:
+            picks = np.random.default_rng(self.config.seed).choice(len(chosen), MONITORED_DEVICES, replace=False)
+            chosen = [chosen[i] for i in sorted(picks)]
+        self._monitored = [(p.test.windows, p.test.labels) for p in chosen]
 
     def run(self) -> dict:
+        """Trains (`train`), then evaluates per the evaluation protocol; returns the report."""
+        weights = self.train()
+        report = self._evaluate(self.bundle, self.initial_weights, weights, len(self.dataset.label_names))
+        if self.config.int8:
+            report["int8"] = self._compare_int8(self.bundle, weights)
+        return report
+
+    def train(self) -> np.ndarray:
+        """Exports the initial bundle and runs the training rounds (recorded in `rounds`); the final weights."""
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         if c.engine == "encrypted" and self.cloud is None:
             self.cloud = LocalCloud(self.out / "cloud").start()
         try:
             if self.existing_job:
-                bundle = self._join_existing_job()
-                initial = self.active[0].client.global_weights()
+                bundle = self.bundle = self._join_existing_job()
+                observer = self._observer(self.existing_job[1])
+                observer.sync()
+                initial = observer.global_weights()
             else:
-                bundle = self._export_initial_bundle()
+                bundle = self.bundle = self._export_initial_bundle()
                 initial = TFLiteTrainer(bundle).get_weights("shared")
             self.initial_weights = initial
-            k = len(self.dataset.label_names)
-            weights = self.final_weights = self._train_rounds(bundle, initial)
-            report = self._evaluate(bundle, initial, weights, k)
-            if c.int8:
-                report["int8"] = self._compare_int8(bundle, weights)
+            self._monitor()
+            if c.engine == "encrypted":
+                self.backend = make_backend(c.backend, c.ray_address)
+            self.final_weights = self._train_rounds(bundle, initial)
         finally:
+            if self.backend is not None:
+                self.backend.close()
             if self.cloud is not None:
                 self.cloud.stop()
-        return report
+        return self.final_weights
 
     def _tff_rounds(self, bundle: Path, initial: np.ndarray, evaluator: TFLiteTrainer) -> np.ndarray:
         from device_sim.tff_engine import run_rounds
@@ -362,7 +402,7 @@ class Fleet:
         for number, (weights, seconds) in enumerate(zip(result["weights"], result["seconds"]), start=1):
             evaluator.set_weights(weights, "shared")
             record = {"round": number, "model_version": number, "seconds": round(seconds, 2),
-                      "participants": [p.data.device_id for p in self.active], "published": True,
+                      "participants": [p.device_id for p in self.active], "published": True,
                       "train_s": round(seconds, 3), "crypto_s": 0.0, "events": [],
                       "global_accuracy": round(self._global_accuracy(evaluator), 4)}
             self.rounds.append(record)
@@ -394,8 +434,9 @@ class Fleet:
                         self.log(f"job {self.job_id} is {record['ended'][4:]}: no more rounds")
                         break
                     if record["published"]:
-                        self.active[0].client.sync()
-                        weights = self.active[0].client.global_weights()
+                        observer = self._observer(token)
+                        observer.sync()
+                        weights = observer.global_weights()
                 else:
                     record, weights = self._plaintext_round(number, trainer, weights)
                 evaluator.set_weights(weights, "shared")

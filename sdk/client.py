@@ -27,7 +27,7 @@ from sdk.conditions import DeviceConditions
 from sdk.crypto.codec import UpdateEncoder
 from sdk.crypto.keys import PublicKey
 from sdk.crypto.params import CryptoParams
-from sdk.crypto.randomisers import make_randomiser
+from sdk.crypto.randomisers import RandomiserSource, make_randomiser
 from sdk.personalisation import personalise, reset_personal
 from sdk.precompute import PoolFill, PoolFirstRandomiser
 from sdk.storage import write_atomically
@@ -80,7 +80,11 @@ class FedWearClient:
 
     def __init__(self, server_url: str, enrolment_token: str, storage_dir: str | Path,
                  conditions: DeviceConditions | None = None, transport: HttpTransport | None = None,
-                 clock: Callable[[], float] = time.time, name: str = "") -> None:
+                 clock: Callable[[], float] = time.time, name: str = "",
+                 live_randomisers: dict[str, RandomiserSource] | None = None) -> None:
+        """``live_randomisers``: randomiser sources (their tables cost about a third of a second and 16 MB
+        each) that several clients in one process may share, as a simulator's virtual devices do; by default
+        each client builds its own. Every device keeps its own pool."""
         self.storage = Path(storage_dir)
         self.storage.mkdir(parents=True, exist_ok=True)
         self.transport = transport or HttpTransport(server_url)
@@ -94,6 +98,7 @@ class FedWearClient:
         self.bytes_downloaded, self.download_s = 0, 0.0
         self._encoders: dict[str, UpdateEncoder] = {}
         self._randomisers: dict[str, PoolFirstRandomiser] = {}
+        self._live: dict[str, RandomiserSource] = {} if live_randomisers is None else live_randomisers
         self._credentials: dict | None = None
 
     # Enrolment and sync --------------------------------------------------------
@@ -187,8 +192,10 @@ class FedWearClient:
         """The key's pool-first randomiser source; its pool lives in the storage directory."""
         key = public.fingerprint().hex() + mode
         if key not in self._randomisers:
+            if key not in self._live:
+                self._live[key] = make_randomiser(mode, public)
             self._randomisers[key] = PoolFirstRandomiser(self.storage / "randomisers", public, mode,
-                                                         make_randomiser(mode, public))
+                                                         self._live[key])
         return self._randomisers[key]
 
     def fill_randomiser_pool(self, max_count: int | None = None, max_seconds: float = 60.0) -> PoolFill:

@@ -41,7 +41,7 @@ def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
 def test_faults_dropout_straggler_churn_and_duplicates(wearers, tmp_path):
     config = FleetConfig(rounds=3, local_epochs=1, new_users=1, min_devices=2, dropout=0.3, stragglers=1,
                          leave={2: 1}, join={2: 1}, faults=0.1, round_timeout_s=6, personal_epochs=2,
-                         baseline_epochs=2, seed=2)
+                         baseline_epochs=2, backend="processes", seed=2)
     report = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None).run()
     for r in report["rounds"]:
         assert r["published"], r
