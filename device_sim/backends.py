@@ -227,7 +227,7 @@ class RayBackend(Backend):
         self._ray = ray
         options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if address is None:
-            ray.init(num_cpus=cpus or os.cpu_count(), _node_ip_address="127.0.0.1",
+            ray.init(address="local", num_cpus=cpus or os.cpu_count(), _node_ip_address="127.0.0.1",
                      runtime_env={"env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}}, **options)
         else:
             ray.init(address=address, runtime_env={"py_modules": [str(PROJECT_ROOT / "sdk"),
