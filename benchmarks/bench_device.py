@@ -141,8 +141,7 @@ def measure(models: list[str], windows: int, epochs: int, contributors: int, ran
             for name in models:
                 config = ModelConfig(**MODELS[name])
                 bundle = work / name / "bundle"
-                export_bundle(build_keras_model(config), config, bundle, [f"c{i}" for i in range(config.num_classes)],
-                              x.mean(axis=0), x.std(axis=0))
+                export_bundle(build_keras_model(config), config.spec(), bundle, x.mean(axis=0), x.std(axis=0))
                 runs = {}
                 for variant, fill in (("no_pool", False), ("pool", True)) * repeats:
                     job = cloud.create_job(bundle, job_config(epochs, contributors, randomiser))

@@ -145,8 +145,8 @@ def main(as_json: bool, steps: int, profile: bool, conv_filters: str, dense_unit
     many = np.repeat(x, 8, axis=0)
     rounds = max(1, steps // BLOCK)
     with tempfile.TemporaryDirectory() as bundle_dir:
-        export_bundle(model, config, bundle_dir, [f"c{i}" for i in range(config.num_classes)],
-                      np.zeros(config.channels), np.ones(config.channels), calibration=many)
+        export_bundle(model, config.spec(), bundle_dir, np.zeros(config.channels), np.ones(config.channels),
+                      calibration=many)
         size_kb = (Path(bundle_dir) / MODEL_FILE).stat().st_size / 1024
         int8_kb = (Path(bundle_dir) / INT8_FILE).stat().st_size / 1024
         trainer = TFLiteTrainer(bundle_dir, num_threads=1)

@@ -42,11 +42,10 @@ def bundle_with_about(params: int, out: Path) -> int:
     from cloud.har_model import ModelConfig, build_keras_model
 
     base = ModelConfig()
-    per_unit = base.features + 1 + base.num_classes
+    per_unit = base.spec().features + 1 + base.num_classes
     units = max(1, base.dense_units + round((params - base.shared_layout.size) / per_unit))
     config = ModelConfig(dense_units=units)
-    export_bundle(build_keras_model(config), config, out, [f"c{i}" for i in range(config.num_classes)],
-                  np.zeros(6), np.ones(6))
+    export_bundle(build_keras_model(config), config.spec(), out, np.zeros(6), np.ones(6))
     return config.shared_layout.size
 
 

@@ -113,8 +113,25 @@ def global_average_pool_grad(d_pooled: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
     return tf.zeros_like(h) + tf.expand_dims(d_pooled / float(h.shape[1]), 1)
 
 
+def flatten(h: tf.Tensor) -> tf.Tensor:
+    """(B, T, C) -> (B, T*C), step-major."""
+    return tf.reshape(h, [-1, h.shape[1] * h.shape[2]])
+
+
+def flatten_grad(d_flat: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
+    """(B, T*C) -> (B, T, C), h's shape."""
+    return tf.reshape(d_flat, [-1, h.shape[1], h.shape[2]])
+
+
 def softmax_cross_entropy(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Mean softmax cross-entropy over the batch for one-hot y, and its gradient w.r.t. the logits."""
     batch = tf.cast(tf.shape(logits)[0], tf.float32)
     loss = -tf.reduce_sum(y * tf.nn.log_softmax(logits)) / batch
     return loss, (tf.nn.softmax(logits) - y) / batch
+
+
+def mean_squared_error(predicted: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean over the batch and the outputs of (predicted - y)^2, and its gradient w.r.t. predicted."""
+    count = tf.cast(tf.shape(predicted)[0], tf.float32) * float(predicted.shape[1])
+    error = predicted - y
+    return tf.reduce_sum(error * error) / count, 2.0 * error / count

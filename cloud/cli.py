@@ -10,6 +10,7 @@ import click
 import requests
 
 from cloud.settings import ConfigError
+from sdk.bundle import BundleError, job_form_files
 
 
 @click.group()
@@ -95,7 +96,10 @@ def open_bundle(bundle: Path) -> dict:
     if missing:
         raise click.ClickException(f"{bundle} is not a model bundle: {' and '.join(missing)} missing "
                                    "(make one with `python -m device_sim export-bundle`)")
-    return {"model": (bundle / "model.tflite").read_bytes(), "manifest": (bundle / "manifest.json").read_bytes()}
+    try:
+        return job_form_files(bundle)
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.group()

@@ -1,4 +1,4 @@
-"""The activity-recognition model: a small 1D CNN with shared and personal parts.
+"""The activity-recognition model: a small 1D CNN, one model spec among others.
 
 Shared (federated): valid-padded Conv1D + ReLU layers (two by default;
 ``conv_filters`` sets how many and how wide), global average pooling, a dense
@@ -6,18 +6,21 @@ ReLU feature layer and the global classifier head.
 Personal (never uploaded): a personal dense ReLU layer (the adapter) and a
 personal head on the frozen pooled convolutional features: the local copies of
 the top layers that FedHealth fine-tunes. They start equal to the shared dense
-layer and the global head, so the personal model starts as the global one. Max pooling and batch norm are left out on purpose:
-every gradient here stays within TFLite builtin ops.
+layer and the global head, so the personal model starts as the global one. Max
+pooling and batch norm are left out on purpose: every gradient here stays
+within TFLite builtin ops.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import tensorflow as tf
 
+from cloud import keras_twin
 from sdk.bundle import WeightLayout
+from sdk.model_spec import HeadSpec, InputSpec, Layer, ModelSpec
+from sdk.windowing import CHANNELS
 
 
 @dataclass(frozen=True)
@@ -49,88 +52,34 @@ class ModelConfig:
         """Names of the convolutional layers, input side first: conv1, conv2, ..."""
         return [f"conv{i + 1}" for i in range(len(self.conv_filters))]
 
-    @property
-    def features(self) -> int:
-        """Width of the pooled convolutional features."""
-        return self.conv_filters[-1]
-
-    def shared_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
-        k, d = self.kernel_size, self.dense_units
-        shapes = []
-        inputs = self.channels
+    def spec(self, label_names=None, rate_hz: float = 50.0) -> ModelSpec:
+        """The model spec: convolutions with ReLU, pooling, a dense ReLU layer and the head; the adapter and
+        the personal head branch from the pooled features."""
+        labels = tuple(label_names) if label_names is not None else tuple(f"c{i}" for i in range(self.num_classes))
+        if len(labels) != self.num_classes:
+            raise ValueError(f"{len(labels)} label names for {self.num_classes} classes")
+        names = CHANNELS if self.channels == len(CHANNELS) else tuple(f"ch{i}" for i in range(self.channels))
+        layers = []
         for name, filters in zip(self.conv_layers, self.conv_filters):
-            shapes += [(f"{name}/kernel", (k, inputs, filters)), (f"{name}/bias", (filters,))]
-            inputs = filters
-        return shapes + [
-            ("dense/kernel", (self.features, d)),
-            ("dense/bias", (d,)),
-            ("head/kernel", (d, self.num_classes)),
-            ("head/bias", (self.num_classes,)),
-        ]
+            layers += [Layer("conv1d", name, filters, self.kernel_size), Layer("relu", f"{name}_relu")]
+        layers += [Layer("global_average_pool", "pool"), Layer("dense", "dense", self.dense_units),
+                   Layer("relu", "dense_relu")]
+        return ModelSpec(InputSpec("window", (self.window_length, self.channels), rate_hz, names), tuple(layers),
+                         HeadSpec("classification", labels), branch_from="pool", personal_names={"dense": "adapter"})
 
-    def personal_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
-        d = self.dense_units
-        return [
-            ("adapter/kernel", (self.features, d)),
-            ("adapter/bias", (d,)),
-            ("personal_head/kernel", (d, self.num_classes)),
-            ("personal_head/bias", (self.num_classes,)),
-        ]
+    def seed_offsets(self) -> dict[str, int]:
+        """Initialiser seeds as this model always had them: conv1, conv2 +0, +1; dense +2; head +3; conv3... +4..."""
+        return {**{name: (i if i < 2 else 2 + i) for i, name in enumerate(self.conv_layers)}, "dense": 2, "head": 3}
 
     @property
     def shared_layout(self) -> WeightLayout:
-        return WeightLayout.from_shapes(self.shared_shapes())
+        return self.spec().shared_layout
 
     @property
     def personal_layout(self) -> WeightLayout:
-        return WeightLayout.from_shapes(self.personal_shapes())
+        return self.spec().personal_layout
 
 
 def build_keras_model(config: ModelConfig, seed: int = 0) -> tf.keras.Model:
-    """The Keras twin of the bundle's model; outputs global and personal logits.
-
-    Inputs are normalised windows of shape (batch, window_length, channels).
-    """
-    init = tf.keras.initializers.GlorotUniform
-    x = tf.keras.Input((config.window_length, config.channels), name="window")
-    h = x
-    for i, (name, filters) in enumerate(zip(config.conv_layers, config.conv_filters)):
-        seed_i = seed + i if i < 2 else seed + 2 + i  # seed + 2 and + 3 belong to the dense layer and the head
-        h = tf.keras.layers.Conv1D(
-            filters, config.kernel_size, activation="relu", name=name, kernel_initializer=init(seed_i)
-        )(h)
-    pooled = tf.keras.layers.GlobalAveragePooling1D(name="pool")(h)
-    features = tf.keras.layers.Dense(
-        config.dense_units, activation="relu", name="dense", kernel_initializer=init(seed + 2)
-    )(pooled)
-    global_logits = tf.keras.layers.Dense(
-        config.num_classes, name="head", kernel_initializer=init(seed + 3)
-    )(features)
-    adapted = tf.keras.layers.Dense(
-        config.dense_units, activation="relu", name="adapter", kernel_initializer=init(seed + 2)
-    )(pooled)
-    personal_logits = tf.keras.layers.Dense(
-        config.num_classes, name="personal_head", kernel_initializer=init(seed + 3)
-    )(adapted)
-    model = tf.keras.Model(x, [global_logits, personal_logits], name="fedwear_har")
-    model.get_layer("adapter").set_weights(model.get_layer("dense").get_weights())
-    model.get_layer("personal_head").set_weights(model.get_layer("head").get_weights())
-    return model
-
-
-def keras_weights(model: tf.keras.Model, layout: WeightLayout) -> np.ndarray:
-    """A flat vector of the model's weights in the layout's order."""
-    tensors = {}
-    for slot in layout.tensors:
-        layer, kind = slot.name.split("/")
-        kernel, bias = model.get_layer(layer).get_weights()
-        tensors[slot.name] = kernel if kind == "kernel" else bias
-    return layout.join(tensors)
-
-
-def set_keras_weights(model: tf.keras.Model, layout: WeightLayout, flat: np.ndarray) -> None:
-    """Writes a flat vector in the layout's order into the model."""
-    tensors = layout.split(flat)
-    layers = {slot.name.split("/")[0] for slot in layout.tensors}
-    for layer in layers:
-        model.get_layer(layer).set_weights([tensors[f"{layer}/kernel"], tensors[f"{layer}/bias"]])
+    """The Keras twin of the activity model; outputs global and personal logits of normalised windows."""
+    return keras_twin.build_keras_model(config.spec(), seed, config.seed_offsets())

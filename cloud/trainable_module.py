@@ -1,114 +1,143 @@
-"""The model as a tf.Module whose signatures convert to TFLite builtin ops only.
+"""A model spec as a tf.Module whose signatures convert to TFLite builtin ops only.
 
 Training steps use hand-derived gradients built from cloud.builtin_layers
 (matmul, gather, pad, masks, reductions) instead of autodiff, whose ops
 (ReluGrad and friends) would need the Flex delegate that tflite-runtime does
-not ship.
+not ship. The forward pass records what each layer's gradient needs; the
+backward pass walks the records in reverse and stops below the lowest layer
+that trains.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from cloud import builtin_layers as nn
-from cloud.har_model import ModelConfig
 from sdk.bundle import WeightLayout
+from sdk.model_spec import Layer, ModelSpec
 
 
-class TrainableHarModule(tf.Module):
-    """Variables, inference and SGD training steps of the HAR model."""
+@dataclass
+class Record:
+    """One layer's pass: its input, output and (Conv1D) frames."""
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        shared: np.ndarray,
-        personal: np.ndarray,
-        norm_mean: np.ndarray,
-        norm_std: np.ndarray,
-    ) -> None:
-        super().__init__(name="fedwear_har")
-        self.config = config
-        self.shared_layout: WeightLayout = config.shared_layout
-        self.personal_layout: WeightLayout = config.personal_layout
-        self._mean = tf.constant(np.asarray(norm_mean, np.float32).reshape(1, 1, -1))
-        self._inv_std = tf.constant(1.0 / np.asarray(norm_std, np.float32).reshape(1, 1, -1))
+    layer: Layer
+    input: tf.Tensor
+    output: tf.Tensor
+    frames: tf.Tensor | None = None
+
+
+class TrainableModule(tf.Module):
+    """Variables, inference and SGD training steps of a model spec."""
+
+    def __init__(self, spec: ModelSpec, shared: np.ndarray, personal: np.ndarray, norm_mean: np.ndarray,
+                 norm_std: np.ndarray) -> None:
+        super().__init__(name="fedwear_model")
+        self.spec = spec
+        self.shared_layout, self.personal_layout = spec.shared_layout, spec.personal_layout
+        stats = (1,) * len(spec.input.shape) + (-1,)  # broadcast over the batch (and the steps of a window)
+        self._mean = tf.constant(np.asarray(norm_mean, np.float32).reshape(stats))
+        self._inv_std = tf.constant(1.0 / np.asarray(norm_std, np.float32).reshape(stats))
         self.v = {}
         self.velocity = {}
         for layout, flat in ((self.shared_layout, shared), (self.personal_layout, personal)):
             for name, value in layout.split(flat).items():
                 self.v[name] = tf.Variable(value, name=name.replace("/", "_"))
-                self.velocity[name] = tf.Variable(
-                    tf.zeros_like(value), name=name.replace("/", "_") + "_velocity"
-                )
-        x_spec = tf.TensorSpec([None, config.window_length, config.channels], tf.float32, "x")
-        y_spec = tf.TensorSpec([None, config.num_classes], tf.float32, "y")
-        step_specs = [
-            x_spec,
-            y_spec,
-            tf.TensorSpec([], tf.float32, "lr"),
-            tf.TensorSpec([], tf.float32, "momentum"),
-        ]
+                self.velocity[name] = tf.Variable(tf.zeros_like(value), name=name.replace("/", "_") + "_velocity")
+        self.classifies = spec.head.kind == "classification"
+        x_spec = tf.TensorSpec([None, *spec.input.shape], tf.float32, "x")
+        y_spec = tf.TensorSpec([None, spec.head.outputs], tf.float32, "y")
+        scalar = [tf.TensorSpec([], tf.float32, name) for name in ("lr", "momentum")]
+        ignored = [tf.TensorSpec([], tf.float32, "ignored")]  # Java's runSignature needs an input
         self.infer = tf.function(self._infer, input_signature=[x_spec])
-        self.train_shared = tf.function(self._train_shared, input_signature=step_specs)
+        self.train_shared = tf.function(self._train_shared, input_signature=[x_spec, y_spec, *scalar])
         self.train_personal = tf.function(
-            self._train_personal, input_signature=step_specs + [tf.TensorSpec([], tf.float32, "coral")]
-        )
-        self.get_shared = tf.function(lambda: self._get(self.shared_layout), input_signature=[])
-        self.get_personal = tf.function(lambda: self._get(self.personal_layout), input_signature=[])
+            self._train_personal, input_signature=[x_spec, y_spec, *scalar, tf.TensorSpec([], tf.float32, "coral")])
+        self.get_shared = tf.function(lambda ignored: self._get(self.shared_layout), input_signature=ignored)
+        self.get_personal = tf.function(lambda ignored: self._get(self.personal_layout), input_signature=ignored)
         self.set_shared = tf.function(
             lambda weights: self._set(self.shared_layout, weights),
-            input_signature=[tf.TensorSpec([self.shared_layout.size], tf.float32, "weights")],
-        )
+            input_signature=[tf.TensorSpec([self.shared_layout.size], tf.float32, "weights")])
         self.set_personal = tf.function(
             lambda weights: self._set(self.personal_layout, weights),
-            input_signature=[tf.TensorSpec([self.personal_layout.size], tf.float32, "weights")],
-        )
+            input_signature=[tf.TensorSpec([self.personal_layout.size], tf.float32, "weights")])
 
     def signatures(self) -> dict:
-        return {
-            "infer": self.infer,
-            "train_shared": self.train_shared,
-            "train_personal": self.train_personal,
-            "get_shared": self.get_shared,
-            "set_shared": self.set_shared,
-            "get_personal": self.get_personal,
-            "set_personal": self.set_personal,
-        }
+        return {name: getattr(self, name) for name in
+                ("infer", "train_shared", "train_personal", "get_shared", "set_shared", "get_personal",
+                 "set_personal")}
 
-    # Forward pieces --------------------------------------------------------
-    def _dense(self, x, layer):
-        return nn.dense(x, self.v[f"{layer}/kernel"], self.v[f"{layer}/bias"])
+    # Forward ---------------------------------------------------------------------
+    def _layer(self, layer: Layer, h: tf.Tensor) -> Record:
+        if layer.type == "conv1d":
+            framed, z = nn.conv1d(h, self.v[f"{layer.name}/kernel"], self.v[f"{layer.name}/bias"])
+            return Record(layer, h, z, framed)
+        if layer.type == "dense":
+            return Record(layer, h, nn.dense(h, self.v[f"{layer.name}/kernel"], self.v[f"{layer.name}/bias"]))
+        if layer.type == "relu":
+            return Record(layer, h, tf.nn.relu(h))
+        if layer.type == "global_average_pool":
+            return Record(layer, h, nn.global_average_pool(h))
+        return Record(layer, h, nn.flatten(h))
 
-    def _dense_grads(self, x, d_z, layer, g, want_input=True):
-        """Stores the layer's kernel and bias gradients in g; returns its input gradient."""
-        g[f"{layer}/kernel"], g[f"{layer}/bias"], d_x = nn.dense_grads(x, d_z, self.v[f"{layer}/kernel"], want_input)
-        return d_x
+    def _forward(self, layers, h: tf.Tensor) -> list[Record]:
+        records = []
+        for layer in layers:
+            records.append(self._layer(layer, h))
+            h = records[-1].output
+        return records
 
-    def _features(self, x):
-        """(frames and outputs of every conv layer, pooled features, dense features)."""
+    def _trunk(self, x: tf.Tensor) -> tf.Tensor:
+        """The normalised input through the shared layers below the branch point (frozen in personal steps)."""
         h = (x - self._mean) * self._inv_std
-        convs = []
-        for layer in self.config.conv_layers:
-            framed, z = nn.conv1d(h, self.v[f"{layer}/kernel"], self.v[f"{layer}/bias"])
-            h = tf.nn.relu(z)
-            convs.append((framed, h))
-        pooled = nn.global_average_pool(h)
-        return convs, pooled, tf.nn.relu(self._dense(pooled, "dense"))
+        for layer in self.spec.shared_layers[: self.spec.branch_index]:
+            h = self._layer(layer, h).output
+        return h
 
-    def _personal_logits(self, pooled):
-        adapted = tf.nn.relu(self._dense(pooled, "adapter"))
-        return adapted, self._dense(adapted, "personal_head")
+    def _output(self, logits: tf.Tensor) -> tf.Tensor:
+        return tf.nn.softmax(logits) if self.classifies else logits
 
     def _infer(self, x):
-        _, pooled, feat = self._features(x)
-        _, personal_logits = self._personal_logits(pooled)
-        return {
-            "global_probs": tf.nn.softmax(self._dense(feat, "head")),
-            "personal_probs": tf.nn.softmax(personal_logits),
-        }
+        branch = self._trunk(x)
+        outputs = {}
+        for head, layers in (("global", self.spec.shared_layers[self.spec.branch_index:]),
+                             ("personal", self.spec.personal_layers)):
+            outputs[f"{head}_{'probs' if self.classifies else 'values'}"] = self._output(
+                self._forward(layers, branch)[-1].output)
+        return outputs
 
-    # Training steps --------------------------------------------------------
+    # Backward ---------------------------------------------------------------------
+    def _loss(self, output: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return nn.softmax_cross_entropy(output, y) if self.classifies else nn.mean_squared_error(output, y)
+
+    def _backward(self, records: list[Record], d: tf.Tensor, grads: dict) -> tf.Tensor | None:
+        """Stores the weight gradients of the recorded layers in grads, from the gradient of the last
+        one's output; returns the gradient of the first one's input, or None when nothing below trains."""
+        for i in reversed(range(len(records))):
+            r, below = records[i], any(rec.layer.weighted for rec in records[:i])
+            name = r.layer.name
+            if r.layer.type == "dense":
+                grads[f"{name}/kernel"], grads[f"{name}/bias"], d = nn.dense_grads(
+                    r.input, d, self.v[f"{name}/kernel"], below)
+            elif r.layer.type == "conv1d":
+                kernel = self.v[f"{name}/kernel"]
+                grads[f"{name}/kernel"], grads[f"{name}/bias"] = nn.conv1d_kernel_grads(r.frames, d, kernel)
+                d = nn.conv1d_input_grad(d, kernel) if below else None
+            elif not below:
+                return None
+            elif r.layer.type == "relu":
+                d = nn.relu_grad(d, r.output)
+            elif r.layer.type == "global_average_pool":
+                d = nn.global_average_pool_grad(d, r.input)
+            else:
+                d = nn.flatten_grad(d, r.input)
+            if d is None:
+                return None
+        return d
+
     def _apply(self, grads: dict, lr, momentum):
         """SGD with momentum, as Keras does it: v = m*v - lr*g; w += v."""
         for name, grad in grads.items():
@@ -116,19 +145,11 @@ class TrainableHarModule(tf.Module):
             self.v[name].assign_add(velocity)
 
     def _train_shared(self, x, y, lr, momentum):
-        convs, pooled, feat = self._features(x)
-        loss, d_logits = nn.softmax_cross_entropy(self._dense(feat, "head"), y)
-        g = {}
-        d_feat = self._dense_grads(feat, d_logits, "head", g)
-        d_pooled = self._dense_grads(pooled, nn.relu_grad(d_feat, feat), "dense", g)
-        d_h = nn.global_average_pool_grad(d_pooled, convs[-1][1])
-        for i in reversed(range(len(convs))):
-            layer, (framed, h) = self.config.conv_layers[i], convs[i]
-            kernel, d_z = self.v[f"{layer}/kernel"], nn.relu_grad(d_h, h)
-            g[f"{layer}/kernel"], g[f"{layer}/bias"] = nn.conv1d_kernel_grads(framed, d_z, kernel)
-            if i > 0:
-                d_h = nn.conv1d_input_grad(d_z, kernel)
-        self._apply(g, lr, momentum)
+        records = self._forward(self.spec.shared_layers, (x - self._mean) * self._inv_std)
+        loss, d_out = self._loss(records[-1].output, y)
+        grads = {}
+        self._backward(records, d_out, grads)
+        self._apply(grads, lr, momentum)
         return {"loss": loss}
 
     @staticmethod
@@ -143,18 +164,26 @@ class TrainableHarModule(tf.Module):
         return tf.reduce_sum(diff * diff) / (4 * d * d), nn.matmul(a_c, diff) / (d * d * denom)
 
     def _train_personal(self, x, y, lr, momentum, coral):
-        _, pooled, feat = self._features(x)
-        adapted, logits = self._personal_logits(pooled)
-        loss, d_logits = nn.softmax_cross_entropy(logits, y)
-        g = {}
-        d_adapted = self._dense_grads(adapted, d_logits, "personal_head", g)
+        """One step on the personal layers. The CORAL term aligns the covariance of the personal head's
+        input with that of the global head's input (the shared layers after the branch, held fixed)."""
+        branch = self._trunk(x)
+        records = self._forward(self.spec.personal_layers, branch)
+        shared_top = self.spec.shared_layers[self.spec.branch_index:-1]
+        feat = self._forward(shared_top, branch)[-1].output if shared_top else branch
+        loss, d_out = self._loss(records[-1].output, y)
+        grads = {}
+        head = records[-1]
+        adapted = head.input
+        below = any(r.layer.weighted for r in records[:-1])
+        grads[f"{head.layer.name}/kernel"], grads[f"{head.layer.name}/bias"], d_adapted = nn.dense_grads(
+            adapted, d_out, self.v[f"{head.layer.name}/kernel"], below)
         coral_loss, d_coral = self._coral(adapted, feat)
-        d_z = nn.relu_grad(d_adapted + coral * d_coral, adapted)
-        self._dense_grads(pooled, d_z, "adapter", g, want_input=False)
-        self._apply(g, lr, momentum)
+        if below:
+            self._backward(records[:-1], d_adapted + coral * d_coral, grads)
+        self._apply(grads, lr, momentum)
         return {"loss": loss + coral * coral_loss}
 
-    # Weights in and out -----------------------------------------------------
+    # Weights in and out -----------------------------------------------------------
     def _get(self, layout: WeightLayout):
         return {"weights": tf.concat([tf.reshape(self.v[t.name], [-1]) for t in layout.tensors], 0)}
 

@@ -1,4 +1,4 @@
-"""Where the fleet's virtual devices run: threads, a process pool, or Ray.
+"""Where the fleet's virtual devices run: threads, a process pool, a process per silo, or Ray.
 
 A virtual device is a real `FedWearClient` whose state (credentials, bundle,
 weights, prepared payloads) lives in its storage directory, so any worker can
@@ -8,6 +8,9 @@ where the task runs:
 
 - ``threads``: two threads in the simulator's process;
 - ``processes``: worker processes on this machine, two per core;
+- ``silos``: cross-silo, a few institutions: each device (a hospital's
+  server) in a process of its own for the whole run, which reads the
+  device's records once, as a hospital reads its own;
 - ``ray``: Ray tasks, two per core, on a local Ray instance (kept on
   loopback) or on a cluster given by address; windows travel through Ray's
   object store. On a cluster of several hosts the run's output directory,
@@ -40,7 +43,7 @@ from sdk.client import FedWearClient, RoundOutcome, parse_deadline
 from sdk.crypto.params import CryptoParams
 from sdk.transport import HttpTransport, Response
 
-NAMES = ("threads", "processes", "ray")
+NAMES = ("threads", "processes", "silos", "ray")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LATE_WORKERS = 32  # stragglers mostly sleep until the deadline
 DEVICES_PER_CORE = 2  # devices also wait on the network: two per core keep the cores busy
@@ -91,6 +94,7 @@ class DeviceResult:
     faults_injected: dict | None = None
     started: float = 0.0  # wall clock (time.time()) when the device began and ended its round
     finished: float = 0.0
+    pid: int = 0  # the process that ran the round
 
 
 def _client(task: DeviceTask, transport: HttpTransport) -> FedWearClient:
@@ -115,7 +119,7 @@ def run_device(task: DeviceTask, data: tuple[np.ndarray, np.ndarray]) -> DeviceR
 
     outcome = client.participate(windows, labels, seed=task.seed, before_upload=before_upload)
     return DeviceResult(task.device_id, outcome, dict(transport.injected) if task.faults else None, started,
-                        time.time())
+                        time.time(), os.getpid())
 
 
 def prepare_device(task: DeviceTask, uploads: int) -> float:
@@ -201,6 +205,49 @@ class ProcessBackend(Backend):
         super().close()
 
 
+_RECORDS: dict = {}  # in a silo's process: its records, read once
+
+
+def _run_silo(task: DeviceTask, records: str) -> DeviceResult:
+    if records not in _RECORDS:
+        with np.load(records) as data:
+            _RECORDS[records] = data["windows"], data["labels"]
+    return run_device(task, _RECORDS[records])
+
+
+class SiloBackend(Backend):
+    """Each device in a process of its own for the whole run (cross-silo: a few hospitals' servers).
+
+    ``stage`` writes a device's records to a file in ``work_dir`` once; its process reads them once.
+    """
+
+    name = "silos"
+
+    def __init__(self, work_dir: Path) -> None:
+        super().__init__()
+        self.work_dir = Path(work_dir)
+        self._pools: dict[str, ProcessPoolExecutor] = {}
+
+    def stage(self, device_id: str, windows: np.ndarray, labels: np.ndarray) -> str:
+        records = self.work_dir / f"{device_id}.npz"
+        if device_id not in self._pools:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            np.savez(records, windows=windows, labels=labels)
+            self._pools[device_id] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return str(records)
+
+    def submit(self, task: DeviceTask, data) -> Future:
+        return self._pools[task.device_id].submit(_run_silo, task, data)
+
+    def prepare(self, task: DeviceTask, uploads: int) -> Future:
+        return self._pools[task.device_id].submit(prepare_device, task, uploads)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True)
+        super().close()
+
+
 def _loopback(address: str) -> bool:
     host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
     return host in ("127.0.0.1", "localhost", "::1")
@@ -257,12 +304,15 @@ class RayBackend(Backend):
         super().close()
 
 
-def make_backend(name: str, ray_address: str | None = None) -> Backend:
-    """The backend called `name` (one of NAMES), with its default number of workers."""
+def make_backend(name: str, ray_address: str | None = None, work_dir: Path | None = None) -> Backend:
+    """The backend called `name` (one of NAMES), with its default number of workers; ``work_dir``: where
+    the silos backend keeps the devices' records."""
     if name == "threads":
         return ThreadBackend()
     if name == "processes":
         return ProcessBackend()
+    if name == "silos":
+        return SiloBackend(work_dir or Path("silos"))
     if name == "ray":
         return RayBackend(ray_address)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")

@@ -43,7 +43,7 @@ def _train_fold(dataset: Dataset, train_subjects, test_subjects, config: Trainin
     model = build_keras_model(model_config, seed=config.seed)
     results = {}
     with tempfile.TemporaryDirectory() as bundle_dir:
-        export_bundle(model, model_config, bundle_dir, list(dataset.label_names), mean, std)
+        export_bundle(model, model_config.spec(dataset.label_names), bundle_dir, mean, std)
         trainer = TFLiteTrainer(bundle_dir)
         global_model = tf.keras.Model(model.input, model.outputs[0])
         global_model.compile(

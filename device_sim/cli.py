@@ -113,6 +113,22 @@ def _out_dir(ctx, param, value: Path) -> Path:
     return value
 
 
+def _model_spec(spec_file: Path | None, ds) -> dict | None:
+    """The model spec of a run: the file's, the dataset's example model (breast-cancer), or None (the activity
+    model); SpecError (a ValueError) names what is wrong."""
+    from device_sim import breast_cancer
+    from sdk.model_spec import ModelSpec, SpecError
+
+    if spec_file is not None:
+        try:
+            spec = json.loads(spec_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{spec_file}: not JSON ({exc})") from exc
+        ModelSpec.from_dict(spec)
+        return spec
+    return breast_cancer.model_spec(ds) if ds.name == "breast-cancer" else None
+
+
 def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
                existing_job: tuple[str, str] | None = None) -> None:
     from device_sim.fleet import Fleet
@@ -137,14 +153,15 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 
 @main.command()
 @_dataset_options
-@click.option("--rounds", default=30, show_default=True)
+@click.option("--rounds", type=int, default=None, show_default="30; 20 for feature vectors (breast-cancer)")
 @click.option("--devices-per-round", type=int, default=None, help="Default: every active device.")
-@click.option("--local-epochs", default=1, show_default=True)
+@click.option("--local-epochs", type=int, default=None, show_default="1; 5 for feature vectors (breast-cancer)")
 @click.option("--personal-epochs", default=30, show_default=True)
 @click.option("--coral", default=0.0, show_default=True, help="Weight of the CORAL term in personalisation.")
 @click.option("--baseline-epochs", default=40, show_default=True, help="Epochs of local-only and centralised.")
 @click.option("--lr", default=0.02, show_default=True)
-@click.option("--new-users", default=3, show_default=True, help="Subjects held out as new users.")
+@click.option("--new-users", type=int, default=None, show_default="3; none for feature vectors (breast-cancer)",
+              help="Subjects held out as new users.")
 @click.option("--new-user-executions", type=click.IntRange(1, 2), default=2, show_default=True,
               help="Executions a new user personalises on (1 or 2).")
 @click.option("--dropout", default=0.0, show_default=True, help="Probability a chosen device drops out.")
@@ -155,8 +172,9 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 @click.option("--round-timeout", default=120.0, show_default=True, help="Seconds before a round's deadline.")
 @click.option("--engine", type=click.Choice(["encrypted", "plaintext", "tff"]), default="encrypted", show_default=True,
               help="tff: plaintext FedAvg in TensorFlow Federated's simulation runtime.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="threads", show_default=True,
-              help="Where the virtual devices run: threads of this process, one process per core, or Ray.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None, show_default="threads; silos for breast-cancer",
+              help="Where the virtual devices run: threads of this process, one process per core, a process per "
+              "device for the whole run (silos), or Ray.")
 @click.option("--ray-address", default=None, help="A Ray cluster to run the devices on (with --backend ray); "
               "default: a local Ray instance on loopback.")
 @click.option("--precompute/--no-precompute", default=True, show_default=True,
@@ -170,6 +188,10 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
               help="Cut the training recordings into windows overlapping by this fraction (e.g. 0.8); "
               "test windows keep the dataset's 0.5.")
 @click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
+@click.option("--silos", type=click.IntRange(2, 10), default=None, show_default="3",
+              help="breast-cancer: hospitals (silos), each a client in its own process.")
+@click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A model spec (JSON, docs/your-own-model.md) instead of the dataset's default model.")
 @click.option("--int8", is_flag=True, help="Also export the final global model as an int8 inference model and "
               "score it beside the float one on the same test windows (accuracy, latency per window).")
 @click.option("--seed", default=0, show_default=True)
@@ -182,7 +204,7 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
         baseline_epochs, lr, new_users, new_user_executions, dropout, stragglers, leave, join, faults,
         round_timeout, engine, backend, ray_address, precompute, randomiser, conv_filters, dense_units,
-        train_overlap, subjects, int8, seed, url, job_id, enrolment_token, out):
+        train_overlap, subjects, silos, spec_file, int8, seed, url, job_id, enrolment_token, out):
     """A fleet of virtual devices trains under encryption against real cloud processes, then a report.
 
     Each run makes a new job (its devices are kept in OUT/devices/JOB_ID), or joins one with --job.
@@ -198,20 +220,29 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
     name = dataset or ("sp-sw-har" if data else "synthetic")
     model = {"conv_filters": conv_filters, "dense_units": dense_units}
     try:
-        ds = load_dataset(name, data, device, download, sha256, subjects=subjects, seed=seed)
+        if silos is not None and name != "breast-cancer":
+            raise click.UsageError("--silos sets the hospitals of --dataset breast-cancer")
+        ds = load_dataset(name, data, device, download, sha256, subjects=subjects, seed=seed, silos=silos or 3)
         training = None if train_overlap is None else load_dataset(
             name, data, device, download, sha256, subjects=subjects, seed=seed, show_progress=False,
             overlap=train_overlap)
-        ModelConfig(window_length=ds.spec.length, **model)
+        spec = _model_spec(spec_file, ds)
+        if spec is None:
+            ModelConfig(window_length=ds.spec.length, **model)
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    tabular = ds.spec is None  # feature vectors: a few silos with more data each, no held-out silo
+    backend = backend or ("silos" if name == "breast-cancer" else "threads")
+    new_users = (0 if tabular else 3) if new_users is None else new_users
+    rounds = (20 if tabular else 30) if rounds is None else rounds
+    local_epochs = (5 if tabular else 1) if local_epochs is None else local_epochs
     config = FleetConfig(rounds=rounds, devices_per_round=devices_per_round, local_epochs=local_epochs,
                          personal_epochs=personal_epochs, coral=coral, baseline_epochs=baseline_epochs, lr=lr,
                          new_users=new_users, new_user_executions=new_user_executions, dropout=dropout,
                          stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
                          backend=backend, ray_address=ray_address, precompute=precompute, randomiser=randomiser,
-                         model=model, int8=int8, seed=seed)
+                         model=model, spec=spec, int8=int8, seed=seed)
     _run_fleet(ds, config, out, url, training, (job_id, enrolment_token) if job_id else None)
 
 
@@ -236,13 +267,13 @@ def export_bundle(dataset, data, device, download, sha256, subjects, conv_filter
     try:
         ds = load_dataset(name, data, device, download, sha256, subjects=subjects, seed=seed)
         windows, _ = pooled(ds.devices)
-        config = export_initial_bundle(out, windows, list(ds.label_names), seed, conv_filters=conv_filters,
-                                       dense_units=dense_units)
+        spec = export_initial_bundle(out, windows, list(ds.label_names), seed, conv_filters=conv_filters,
+                                     dense_units=dense_units)
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     labels = ", ".join(f"{i}={label}" for i, label in enumerate(ds.label_names))
-    click.echo(f"{out}: model.tflite and manifest.json for {config.window_length}-sample windows of "
-               f"{config.channels} channels; labels {labels}")
+    click.echo(f"{out}: model.tflite and manifest.json for {spec.input.shape[0]}-sample windows of "
+               f"{spec.input.shape[1]} channels; labels {labels}")
 
 
 def demo_config(rounds: int = 8):
@@ -266,3 +297,42 @@ def demo(data, rounds, subjects, out):
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     _run_fleet(ds, demo_config(rounds), out)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+def new(directory):
+    """Write a new project into DIRECTORY: a model spec, a data loader and a job config that run as they are
+    (scikit-learn's breast-cancer data at three sites); then `python -m device_sim run-project DIRECTORY`."""
+    from device_sim.project import new_project
+
+    try:
+        written = new_project(directory)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: edit {directory / 'data.py'} and {directory / 'model.json'}, then "
+               f"python -m device_sim run-project {directory}")
+
+
+@main.command("run-project")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--rounds", type=int, default=None, help="Override job.json's rounds.")
+@click.option("--seed", type=int, default=None, help="Override job.json's seed (the data's shuffling too).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, callback=lambda c, p, v: v and _out_dir(c, p, v),
+              help="Report folder (default: DIRECTORY/out).")
+def run_project(directory, rounds, seed, out):
+    """Run a project's fleet (made with `python -m device_sim new`): its devices train its model under
+    encryption against local services, then the report."""
+    import dataclasses
+
+    from device_sim.project import load_project
+
+    try:
+        ds, config = load_project(directory, seed)
+    except (DataError, ValueError, TypeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if rounds is not None:
+        config = dataclasses.replace(config, rounds=rounds)
+    _run_fleet(ds, config, out or directory / "out")

@@ -10,7 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-from sdk.windowing import Windows, WindowSpec
+from sdk.model_spec import InputSpec
+from sdk.windowing import CHANNELS, Windows, WindowSpec
 
 
 NEAR_TIE_SHARE = 0.6  # below this share of a window's samples, its majority label is a near tie
@@ -104,12 +105,20 @@ class LazyDevices(Sequence):
 
 @dataclass
 class Dataset:
-    """Devices sharing one label set and one window spec (a list, or LazyDevices made on demand)."""
+    """Devices sharing one label set (a list, or LazyDevices made on demand): windows cut from recordings by
+    ``spec``, or (``spec`` None) records in no order, such as feature vectors, that ``input`` describes."""
 
     name: str
     label_names: tuple[str, ...]
-    spec: WindowSpec
+    spec: WindowSpec | None
     devices: Sequence[DeviceData]
+    input: InputSpec | None = None
+
+    def input_spec(self) -> InputSpec:
+        """What a model of this data takes: windows of the spec's length and the IMU channels, or ``input``."""
+        if self.spec is None:
+            return self.input
+        return InputSpec("window", (self.spec.length, len(CHANNELS)), self.spec.rate_hz, CHANNELS)
 
     @property
     def lazy(self) -> bool:
@@ -154,6 +163,18 @@ def device_from_executions(
     )
 
 
+def device_from_records(device_id: str, inputs: np.ndarray, labels: np.ndarray, seed: int = 0,
+                        parts: int = 5, metadata: dict | None = None) -> DeviceData:
+    """A device (or silo) of records in no particular order: shuffled by ``seed`` into ``parts`` equal
+    parts, its "executions", so that the within-subject split trains on the first 60% of them."""
+    order = np.random.default_rng(seed).permutation(len(labels))
+    if len(order) < parts:
+        raise DataError(f"{device_id}: {len(order)} records; at least {parts} are needed to split them")
+    execution = np.arange(len(order)) * parts // len(order)
+    return DeviceData(device_id, device_id, "silo", np.asarray(inputs, np.float32)[order], np.asarray(labels)[order],
+                      execution, metadata or {})
+
+
 def pooled(devices: list[DeviceData]) -> tuple[np.ndarray, np.ndarray]:
     """All windows and labels of several devices."""
     if not devices:
@@ -165,7 +186,8 @@ def pooled(devices: list[DeviceData]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalisation(windows: np.ndarray | Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of windows: one array, or many taken one at a time."""
+    """Per-channel (per-feature) mean and standard deviation of windows (feature vectors): one array, or many
+    taken one at a time."""
     count, mean, m2 = 0, 0.0, 0.0
     for part in [windows] if isinstance(windows, np.ndarray) else windows:
         flat = part.reshape(-1, part.shape[-1]).astype(np.float64)

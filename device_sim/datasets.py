@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from device_sim import spswhar, synthetic, ucihar
+from device_sim import breast_cancer, spswhar, synthetic, ucihar
 from device_sim.dataset import Dataset
 from device_sim.fetch import SOURCES, locate
 
-NAMES = ("sp-sw-har", "uci-har", "synthetic")
+NAMES = ("sp-sw-har", "uci-har", "synthetic", "breast-cancer")
 
 
 def load_dataset(
@@ -22,13 +22,18 @@ def load_dataset(
     seed: int = 0,
     show_progress: bool = True,
     overlap: float | None = None,
+    silos: int = 3,
 ) -> Dataset:
     """Loads `name` from `path`, its environment variable or the cache (synthetic: generated).
 
     ``overlap`` cuts the recordings into windows overlapping by that fraction
-    instead of the dataset's own (sp-sw-har and synthetic: 0.5).
+    instead of the dataset's own (sp-sw-har and synthetic: 0.5). ``silos``: the hospitals of breast-cancer.
     """
     spec = spswhar.SPEC if overlap is None else replace(spswhar.SPEC, overlap=overlap)
+    if name == "breast-cancer":
+        if overlap is not None:
+            raise ValueError("breast-cancer holds feature vectors, not recordings: it has no windows to overlap")
+        return breast_cancer.load(silos=silos, seed=seed)
     if name == "synthetic":
         return synthetic.generate(subjects=subjects, seed=seed, spec=spec)
     if name == "sp-sw-har":

@@ -60,6 +60,7 @@ class FleetConfig:
     randomiser: str = "short-exponent"
     precompute: bool = True  # a device computes its randomisers for all its rounds ahead, before its first
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"conv_filters": (64, 128, 128)}
+    spec: dict | None = None  # a model spec (JSON form, sdk.model_spec) instead of the activity model
     engine: str = "encrypted"  # "plaintext": FedAvg in numpy; "tff": FedAvg in TensorFlow Federated
     int8: bool = False  # also score the final global model as the bundle's int8 inference model
     backend: str = "threads"  # where the encrypted engine's devices run: threads, processes or ray
@@ -129,7 +130,7 @@ class Fleet:
         """
         self.dataset, self.config, self.out = dataset, config, Path(out_dir)
         self.training = training or dataset
-        if self.training.spec.length != dataset.spec.length or self.training.label_names != dataset.label_names:
+        if self.training.input_spec() != dataset.input_spec() or self.training.label_names != dataset.label_names:
             raise ValueError("training windows must have the test windows' length and labels")
         self.show_progress, self.log = show_progress, log
         self.rng = np.random.default_rng(config.seed)
@@ -168,9 +169,9 @@ class Fleet:
     # Set-up ------------------------------------------------------------------
     def _export_initial_bundle(self) -> Path:
         bundle = self.out / "bundle"
-        self.model_config = export_initial_bundle(bundle, (p.train.windows for p in self.participants),
-                                                  list(self.dataset.label_names), self.config.seed,
-                                                  window_length=self.dataset.spec.length, **self.config.model)
+        self.model_spec = export_initial_bundle(bundle, (p.train.windows for p in self.participants),
+                                                list(self.dataset.label_names), self.config.seed,
+                                                self.dataset.input_spec().shape, self.config.spec, **self.config.model)
         return bundle
 
     def _job_config(self) -> dict:
@@ -209,11 +210,11 @@ class Fleet:
             raise ValueError(f"the enrolment token belongs to job {plan['job_id']}, not {self.job_id}")
         if plan["job_status"] != "running":
             raise ValueError(f"job {self.job_id} is {plan['job_status']}: it opens no more rounds to join")
-        manifest = first.trainer.manifest
-        if (manifest.window_length, manifest.label_names) != (self.dataset.spec.length, tuple(self.dataset.label_names)):
-            raise ValueError(f"job {self.job_id}'s bundle takes {manifest.window_length}-sample windows labelled "
-                             f"{', '.join(manifest.label_names)}; the data has {self.dataset.spec.length}-sample "
-                             f"windows labelled {', '.join(self.dataset.label_names)}")
+        manifest, data = first.trainer.manifest, self.dataset.input_spec()
+        if (manifest.input.shape, manifest.label_names) != (data.shape, tuple(self.dataset.label_names)):
+            raise ValueError(f"job {self.job_id}'s bundle takes {manifest.input.kind} of shape "
+                             f"{list(manifest.input.shape)} labelled {', '.join(manifest.label_names)}; the data has "
+                             f"{data.kind} of shape {list(data.shape)} labelled {', '.join(self.dataset.label_names)}")
         return first.storage / "bundle"
 
     # Rounds ---------------------------------------------------------------------
@@ -283,6 +284,7 @@ class Fleet:
             "publish_wait_s": round(known - max((r.finished for r in on_time_results), default=known), 3),
             "precompute_s": precompute_s,
             "bytes_up": {d: o.bytes_up for d, o in outcomes.items()},
+            "processes": {r.device_id: r.pid for r in results},  # the process each device's round ran in
             "bytes_down": {d: o.bytes_down for d, o in outcomes.items()},
             "train_s": round(sum(o.train_s for o in outcomes.values()), 3),
             "crypto_s": round(sum(o.crypto_s for o in outcomes.values()), 3),
@@ -377,7 +379,7 @@ class Fleet:
             self.initial_weights = initial
             self._monitor()
             if c.engine == "encrypted":
-                self.backend = make_backend(c.backend, c.ray_address)
+                self.backend = make_backend(c.backend, c.ray_address, self.out / "silos")
             self.final_weights = self._train_rounds(bundle, initial)
         finally:
             if self.backend is not None:
@@ -395,7 +397,7 @@ class Fleet:
         manifest = evaluator.manifest
         settings = {"rounds": c.rounds, "epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
                     "momentum": c.momentum, "seed": c.seed, "clients": len(self.active),
-                    "model": asdict(self.model_config)}
+                    "spec": self.model_spec.to_json_spec()}
         result = run_rounds(initial, [(p.train.windows, p.train.labels) for p in self.active],
                             manifest.norm_mean, manifest.norm_std, settings, self.out / "tff")
         weights = initial
@@ -464,7 +466,8 @@ class Fleet:
                           lr=c.lr, momentum=c.momentum, seed=c.seed)
                 personal = self._evaluator(bundle, weights)
                 self._personalise(personal, p.train)
-                test, subsets = p.test, _window_subsets(p.test)
+                test = p.test
+                subsets = _window_subsets(test) if self.dataset.spec else {}  # records in no order: no subsets
                 per_device[p.data.device_id] = {
                     "subject": p.data.subject, "train_windows": len(p.train), "test_windows": len(test),
                     "subset_share": {name: round(float(np.mean(m)), 4) for name, m in subsets.items()},
@@ -493,7 +496,7 @@ class Fleet:
         calibration = x[np.random.default_rng(self.config.seed).permutation(len(x))[:300]]
         version = self.rounds[-1]["model_version"] + 1 if self.rounds else 1
         tests = {p.data.device_id: (p.test.windows, p.test.labels) for p in self.participants}
-        return compare_int8(bundle, self.model_config, weights, version, calibration, tests, self.out / "bundle_final")
+        return compare_int8(bundle, self.model_spec, weights, version, calibration, tests, self.out / "bundle_final")
 
     def _personalise(self, trainer: TFLiteTrainer, data: DeviceData) -> None:
         c = self.config
@@ -512,7 +515,8 @@ class Fleet:
         kinds = ("local_only", "global", "personalised", "centralised")
         return {
             "dataset": self.dataset.name, "engine": self.config.engine, "config": asdict(self.config),
-            "window_overlap": {"training": self.training.spec.overlap, "test": self.dataset.spec.overlap},
+            "window_overlap": None if self.dataset.spec is None else {
+                "training": self.training.spec.overlap, "test": self.dataset.spec.overlap},
             "devices": len(self.participants), "new_user_subjects": self.new_user_subjects,
             "mean": {kind: mean(per_device, kind) for kind in kinds},
             "mean_macro_f1": {kind: mean(per_device, kind, "macro_f1") for kind in kinds},

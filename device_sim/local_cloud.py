@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from sdk.bundle import job_form_files
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -97,9 +99,7 @@ class CloudAdmin:
         return response.json()
 
     def create_job(self, bundle: Path, config: dict) -> dict:
-        with open(bundle / "model.tflite", "rb") as model, open(bundle / "manifest.json", "rb") as manifest:
-            return self._admin("POST", "/admin/jobs", files={"model": model, "manifest": manifest},
-                               data={"config": json.dumps(config)})
+        return self._admin("POST", "/admin/jobs", files=job_form_files(bundle), data={"config": json.dumps(config)})
 
     def create_token(self, job_id: str, max_uses: int | None = None, expires_in_s: int = 86400) -> str:
         return self._admin("POST", f"/admin/jobs/{job_id}/tokens",

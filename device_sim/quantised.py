@@ -32,27 +32,25 @@ def ms_per_window(predict, windows: np.ndarray, batch: int, repeats: int = 5) ->
     return 1000 * best / len(windows)
 
 
-def export_final_bundle(bundle: Path, config, weights: np.ndarray, model_version: int,
+def export_final_bundle(bundle: Path, spec, weights: np.ndarray, model_version: int,
                         calibration: np.ndarray, out: Path) -> Path:
     """A copy of the bundle with the int8 inference model of the final global weights."""
-    from cloud.bundle_export import export_int8
+    from cloud.bundle_export import export_int8, int8_entry
 
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(bundle / MODEL_FILE, out / MODEL_FILE)
     manifest, _ = load_bundle(bundle)
-    digest = export_int8(config, weights, manifest.norm_mean, manifest.norm_std, calibration, out / INT8_FILE)
-    entry = {"file": INT8_FILE, "sha256": digest, "model_version": model_version,
-             "quantisation": "int8 weights and activations, float32 input and outputs",
-             "outputs": ["global_probs", "features"]}
-    manifest = dataclasses.replace(manifest, model_version=model_version, inference={"int8": entry})
+    digest = export_int8(spec, weights, manifest.norm_mean, manifest.norm_std, calibration, out / INT8_FILE)
+    manifest = dataclasses.replace(manifest, model_version=model_version,
+                                   inference={"int8": int8_entry(spec, digest, model_version)})
     (out / MANIFEST_FILE).write_text(manifest.to_json())
     return out
 
 
-def compare_int8(bundle: Path, config, weights: np.ndarray, model_version: int, calibration: np.ndarray,
+def compare_int8(bundle: Path, spec, weights: np.ndarray, model_version: int, calibration: np.ndarray,
                  tests: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) -> dict:
     """Accuracy of the float and int8 global models on each device's test windows, and their latency."""
-    final = export_final_bundle(bundle, config, weights, model_version, calibration, out)
+    final = export_final_bundle(bundle, spec, weights, model_version, calibration, out)
     float_model = TFLiteTrainer(final)
     float_model.set_weights(weights, "shared")
     int8_model = Recogniser(final)

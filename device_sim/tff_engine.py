@@ -57,28 +57,31 @@ def _child(job_path: str, result_path: str) -> None:
     import tensorflow as tf
     import tensorflow_federated as tff
 
-    from cloud.har_model import ModelConfig, build_keras_model, keras_weights, set_keras_weights
+    from cloud.keras_twin import build_keras_model, keras_weights, set_keras_weights
+    from sdk.model_spec import ModelSpec
 
     with np.load(job_path) as data:
         settings = json.loads(bytes(data["settings"]).decode())
         initial = data["initial"]
         mean, std = data["norm_mean"], data["norm_std"]
         clients = [((data[f"x{i}"] - mean) / std, data[f"y{i}"]) for i in range(settings["clients"])]
-    config = ModelConfig(**settings["model"])
-    layout = config.shared_layout
+    spec = ModelSpec.from_dict(settings["spec"])
+    layout = spec.shared_layout
+    classifies = spec.head.kind == "classification"
 
     def keras_global():
-        model = build_keras_model(config, seed=0)
+        model = build_keras_model(spec)
         set_keras_weights(model, layout, initial)
         return model, tf.keras.Model(model.input, model.outputs[0])
 
-    spec = (tf.TensorSpec([None, config.window_length, config.channels], tf.float32),
-            tf.TensorSpec([None], tf.int64))
+    input_spec = (tf.TensorSpec([None, *spec.input.shape], tf.float32),
+                  tf.TensorSpec([None], tf.int64) if classifies else tf.TensorSpec([None, 1], tf.float32))
 
     def model_fn():
         return tff.learning.models.from_keras_model(
-            keras_global()[1], input_spec=spec,
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            keras_global()[1], input_spec=input_spec,
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True) if classifies
+            else tf.keras.losses.MeanSquaredError())
 
     process = tff.learning.algorithms.build_weighted_fed_avg(
         model_fn,
@@ -93,7 +96,8 @@ def _child(job_path: str, result_path: str) -> None:
     for number in range(1, settings["rounds"] + 1):
         started = time.perf_counter()
         datasets = [
-            tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y.astype(np.int64)))
+            tf.data.Dataset.from_tensor_slices(
+                (x.astype(np.float32), y.astype(np.int64) if classifies else y.astype(np.float32).reshape(-1, 1)))
             .shuffle(len(y), seed=settings["seed"] * 1000 + number, reshuffle_each_iteration=True)
             .batch(settings["batch_size"]).repeat(settings["epochs"])
             for x, y in clients

@@ -6,11 +6,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from sdk.layout import TensorSlot, WeightLayout
+from sdk.model_spec import HeadSpec, InputSpec, ModelSpec, SpecError
 from sdk.storage import sha256_file
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
 MODEL_FILE = "model.tflite"
 MANIFEST_FILE = "manifest.json"
 INT8_FILE = "infer_int8.tflite"  # optional: the quantised inference-only model
@@ -30,60 +30,13 @@ class BundleError(ValueError):
 
 
 @dataclass(frozen=True)
-class TensorSlot:
-    """One weight tensor's place in a flat weight vector."""
-
-    name: str
-    shape: tuple[int, ...]
-    offset: int
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
-
-
-@dataclass(frozen=True)
-class WeightLayout:
-    """The tensors of a flat weight vector, in order."""
-
-    tensors: tuple[TensorSlot, ...]
-
-    @staticmethod
-    def from_shapes(named_shapes: list[tuple[str, tuple[int, ...]]]) -> "WeightLayout":
-        slots, offset = [], 0
-        for name, shape in named_shapes:
-            slot = TensorSlot(name, tuple(int(d) for d in shape), offset)
-            slots.append(slot)
-            offset += slot.size
-        return WeightLayout(tuple(slots))
-
-    @property
-    def size(self) -> int:
-        return sum(t.size for t in self.tensors)
-
-    def split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        """The named tensors of a flat vector."""
-        flat = np.asarray(flat, dtype=np.float32).reshape(-1)
-        if flat.size != self.size:
-            raise ValueError(f"weight vector has {flat.size} values, the layout needs {self.size}")
-        return {t.name: flat[t.offset : t.offset + t.size].reshape(t.shape) for t in self.tensors}
-
-    def join(self, tensors: dict[str, np.ndarray]) -> np.ndarray:
-        """One flat float32 vector from named tensors."""
-        return np.concatenate(
-            [np.asarray(tensors[t.name], np.float32).reshape(-1) for t in self.tensors]
-        )
-
-
-@dataclass(frozen=True)
 class Manifest:
-    """What a device needs to know about a bundle's model."""
+    """What a device needs to know about a bundle's model (docs/bundle.md, format 2)."""
 
     model_version: int
-    window_length: int
-    rate_hz: float
-    channels: tuple[str, ...]
-    label_names: tuple[str, ...]
+    input: InputSpec
+    head: HeadSpec
+    layers: dict  # the layer spec: shared layers, branch_from, personal layers (each with copy_of)
     norm_mean: tuple[float, ...]
     norm_std: tuple[float, ...]
     shared: WeightLayout
@@ -95,36 +48,53 @@ class Manifest:
     inference: dict = field(default_factory=dict)  # kind -> {file, sha256, model_version, quantisation}
 
     @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec.from_manifest(self.input, self.head, self.layers)
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Class names in output order (empty for a regression head)."""
+        return self.head.label_names
+
+    @property
     def num_classes(self) -> int:
-        return len(self.label_names)
+        return len(self.head.label_names)
+
+    @property
+    def window_length(self) -> int:
+        """Samples per window of a window input."""
+        if self.input.kind != "window":
+            raise BundleError(f"this bundle's input is {self.input.kind}, not windows")
+        return self.input.shape[0]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every file of the bundle: the model, the manifest and the inference models it lists."""
+        return (MODEL_FILE, MANIFEST_FILE, *(str(entry["file"]) for entry in self.inference.values()))
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        raw = asdict(self)
+        raw.update(input=self.input.to_dict(), head=self.head.to_dict())
+        return json.dumps(raw, indent=2)
 
     @staticmethod
     def from_json(text: str, source: str = "manifest") -> "Manifest":
         try:
             raw = json.loads(text)
             if raw.get("format") != BUNDLE_FORMAT:
-                raise BundleError(
-                    f"{source}: bundle format {raw.get('format')!r} is not supported "
-                    f"(this SDK reads format {BUNDLE_FORMAT})"
-                )
+                hint = (" any more: export the model again with this version" if raw.get("format") == 1
+                        else f" (this SDK reads format {BUNDLE_FORMAT})")
+                raise BundleError(f"{source}: bundle format {raw.get('format')!r} is not supported{hint}")
             layouts = {
-                key: WeightLayout(
-                    tuple(
-                        TensorSlot(t["name"], tuple(t["shape"]), int(t["offset"]))
-                        for t in raw[key]["tensors"]
-                    )
-                )
+                key: WeightLayout(tuple(TensorSlot(str(t["name"]), tuple(int(d) for d in t["shape"]), int(t["offset"]))
+                                        for t in raw[key]["tensors"]))
                 for key in ("shared", "personal")
             }
-            return Manifest(
+            manifest = Manifest(
                 model_version=int(raw["model_version"]),
-                window_length=int(raw["window_length"]),
-                rate_hz=float(raw["rate_hz"]),
-                channels=tuple(raw["channels"]),
-                label_names=tuple(raw["label_names"]),
+                input=InputSpec.from_dict(raw["input"]),
+                head=HeadSpec.from_dict(raw["head"]),
+                layers=dict(raw["layers"]),
                 norm_mean=tuple(float(x) for x in raw["norm_mean"]),
                 norm_std=tuple(float(x) for x in raw["norm_std"]),
                 shared=layouts["shared"],
@@ -135,10 +105,31 @@ class Manifest:
                 notes=dict(raw.get("notes", {})),
                 inference={str(kind): dict(entry) for kind, entry in raw.get("inference", {}).items()},
             )
+            manifest.check()
+            return manifest
         except BundleError:
             raise
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except SpecError as exc:
+            raise BundleError(f"{source}: the layer spec is not valid: {exc}") from exc
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"{source}: not a valid bundle manifest ({exc!r})") from exc
+
+    def check(self) -> None:
+        """Refuses a manifest whose parts disagree: layouts vs layer spec, normalisation vs input, file names."""
+        spec = self.spec
+        for part, layout, want in (("shared", self.shared, spec.shared_layout),
+                                   ("personal", self.personal, spec.personal_layout)):
+            if layout != want:
+                raise BundleError(f"the {part} weight layout does not match the layer spec "
+                                  f"({[t.name for t in layout.tensors]} against {[t.name for t in want.tensors]})")
+        width = self.input.width
+        if len(self.norm_mean) != width or len(self.norm_std) != width or min(self.norm_std) <= 0:
+            raise BundleError(f"norm_mean and norm_std need {width} values (std positive), one per "
+                              f"{'channel' if self.input.kind == 'window' else 'feature'}")
+        for entry in self.inference.values():
+            name = str(entry.get("file", ""))
+            if not name or Path(name).name != name or name in (MODEL_FILE, MANIFEST_FILE):
+                raise BundleError(f"inference file {name!r} must be a plain file name beside {MODEL_FILE}")
 
 
 def load_bundle(directory: str | Path) -> tuple[Manifest, Path]:
@@ -156,6 +147,17 @@ def load_bundle(directory: str | Path) -> tuple[Manifest, Path]:
             f"{model_path}: sha256 {actual} does not match the manifest's {manifest.model_sha256}"
         )
     return manifest, model_path
+
+
+def job_form_files(directory: str | Path) -> dict[str, bytes]:
+    """A bundle directory as the multipart files of ``POST /admin/jobs``: ``model``, ``manifest``, and each
+    inference model the manifest lists, in the field named by its file."""
+    manifest, _ = load_bundle(directory)
+    fields = {MODEL_FILE: "model", MANIFEST_FILE: "manifest"}
+    missing = [name for name in manifest.files if not (Path(directory) / name).is_file()]
+    if missing:
+        raise BundleError(f"{directory}: {', '.join(missing)} missing; the manifest lists them")
+    return {fields.get(name, name): (Path(directory) / name).read_bytes() for name in manifest.files}
 
 
 def load_inference_model(directory: str | Path, kind: str = "int8") -> tuple[Manifest, Path]:

@@ -150,6 +150,9 @@ class FedWearClient:
         if stale:
             for name in (MODEL_FILE, MANIFEST_FILE):
                 self._download(f"/v1/bundle/{name}", bundle / name, bundle / f".{name}.etag")
+            for name in Manifest.from_json(manifest_path.read_text()).files:  # and the inference models it lists
+                if name not in (MODEL_FILE, MANIFEST_FILE):
+                    self._download(f"/v1/bundle/{name}", bundle / name, bundle / f".{name}.etag")
             self.trainer = None
         opened = self.trainer is None
         if opened:
@@ -252,7 +255,7 @@ class FedWearClient:
             encoder = self._encoder(plan)
             encoder.randomiser.prefetch(encoder.params.plaintexts_for(self.trainer.manifest.shared.size))
             start = time.perf_counter()
-            accuracy = self.trainer.evaluate(windows, labels)["accuracy"] if len(labels) else None
+            accuracy = self.trainer.evaluate(windows, labels).get("accuracy") if len(labels) else None
             delta = local_update(self.trainer, windows, labels, plan["hyperparameters"], seed)
             outcome.train_s = time.perf_counter() - start
             start = time.perf_counter()

@@ -6,11 +6,11 @@ from sdk.trainer import TFLiteTrainer
 
 
 def reset_personal(trainer: TFLiteTrainer) -> None:
-    """Personal layers start as copies of the shared top layers: the global model's function."""
+    """Personal layers start as copies of the shared layers they mirror (the manifest's layer spec says
+    which): the global model's function."""
     manifest = trainer.manifest
     shared = manifest.shared.split(trainer.get_weights("shared"))
-    personal = {"adapter/kernel": shared["dense/kernel"], "adapter/bias": shared["dense/bias"],
-                "personal_head/kernel": shared["head/kernel"], "personal_head/bias": shared["head/bias"]}
+    personal = {mine: shared[theirs] for mine, theirs in manifest.spec.personal_copies}
     trainer.set_weights(manifest.personal.join(personal), "personal")
 
 

@@ -1,10 +1,10 @@
 """Always-on recognition with a bundle's int8 inference model, through a TFLite interpreter alone (tflite-runtime or LiteRT).
 
 The int8 model holds one global model version's shared layers as constants
-and gives the global head's probabilities and the pooled features. The
-device's personal layers (two small dense layers, never uploaded) run on
-those features here, so personalised recognition keeps the int8 feature
-extractor.
+and gives the global head's output and the features at the branch point. The
+device's personal layers (small dense layers, never uploaded; the manifest's
+layer spec lists them) run on those features here, so personalised
+recognition keeps the int8 feature extractor.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from sdk.bundle import Manifest, load_inference_model
 from sdk import runtime
-from sdk.trainer import check_windows
+from sdk.trainer import check_inputs
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -34,25 +34,30 @@ class Recogniser:
         self.manifest, path = load_inference_model(bundle_dir, kind)
         self.model_version = int(self.manifest.inference[kind]["model_version"])
         self._runner = interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner()
+        self.classifies = self.manifest.head.kind == "classification"
+        self.output = "global_probs" if self.classifies else "global_values"
 
     def outputs(self, windows, batch_size: int = 256) -> dict[str, np.ndarray]:
-        """{"global_probs": (n, classes), "features": (n, features)} for raw windows."""
-        x = check_windows(windows, self.manifest)
+        """{"global_probs" (n, classes) or "global_values" (n, 1), "features": (n, features)} for raw inputs."""
+        x = check_inputs(windows, self.manifest)
         parts = [self._runner(x=x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         widths = {name: detail["shape"][-1] for name, detail in self._runner.get_output_details().items()}
         return {name: np.concatenate([p[name] for p in parts]) if parts else np.zeros((0, widths[name]), np.float32)
-                for name in ("global_probs", "features")}
+                for name in (self.output, "features")}
 
     def predict_proba(self, windows, personal: np.ndarray | None = None) -> np.ndarray:
-        """The global head's probabilities, or with ``personal`` weights (the trainer's
-        ``get_weights("personal")``) those of the personal layers on the int8 features."""
+        """The global head's output, or with ``personal`` weights (the trainer's
+        ``get_weights("personal")``) that of the personal layers on the int8 features."""
         out = self.outputs(windows)
         if personal is None:
-            return out["global_probs"]
+            return out[self.output]
         w = self.manifest.personal.split(personal)
-        adapted = np.maximum(out["features"] @ w["adapter/kernel"] + w["adapter/bias"], 0)
-        return _softmax(adapted @ w["personal_head/kernel"] + w["personal_head/bias"])
+        h = out["features"]
+        for layer in self.manifest.spec.personal_layers:  # dense and ReLU: they take a feature vector
+            h = h @ w[f"{layer.name}/kernel"] + w[f"{layer.name}/bias"] if layer.weighted else np.maximum(h, 0)
+        return _softmax(h) if self.classifies else h
 
     def predict(self, windows, personal: np.ndarray | None = None) -> np.ndarray:
-        """Predicted class indices."""
-        return np.argmax(self.predict_proba(windows, personal), axis=1)
+        """Predicted class indices, or values of a regression head."""
+        out = self.predict_proba(windows, personal)
+        return np.argmax(out, axis=1) if self.classifies else out[:, 0]

@@ -15,14 +15,17 @@ from sdk.metrics import scores
 from sdk.storage import write_atomically
 
 
-def check_windows(windows, manifest: Manifest) -> np.ndarray:
-    """Windows as float32 (n, window_length, channels), refused if shaped otherwise or not finite."""
-    x = np.asarray(windows, dtype=np.float32)
-    want = (manifest.window_length, len(manifest.channels))
-    if x.ndim != 3 or x.shape[1:] != want:
-        raise ValueError(f"windows must have shape (n, {want[0]}, {want[1]}), got {x.shape}")
+def check_inputs(inputs, manifest: Manifest) -> np.ndarray:
+    """Windows (n, length, channels) or feature vectors (n, features) as the manifest's input spec says,
+    as float32; refused if shaped otherwise or not finite."""
+    x = np.asarray(inputs, dtype=np.float32)
+    spec = manifest.input
+    what = "windows" if spec.kind == "window" else "feature vectors"
+    if x.ndim != 1 + len(spec.shape) or x.shape[1:] != spec.shape:
+        hint = "" if spec.kind == "window" else f" (features: {', '.join(spec.names[:5])}{', ...' * (spec.shape[0] > 5)})"
+        raise ValueError(f"{what} must have shape (n, {', '.join(map(str, spec.shape))}), got {x.shape}{hint}")
     if not np.all(np.isfinite(x)):
-        raise ValueError("windows contain NaN or infinite values")
+        raise ValueError(f"{what} contain NaN or infinite values")
     return x
 
 
@@ -49,15 +52,25 @@ class TFLiteTrainer:
         }
 
     # Data checks ------------------------------------------------------------
-    def _check_windows(self, windows) -> np.ndarray:
-        return check_windows(windows, self.manifest)
+    @property
+    def classifies(self) -> bool:
+        return self.manifest.head.kind == "classification"
 
-    def _one_hot(self, labels, n: int) -> np.ndarray:
+    def _check_inputs(self, inputs) -> np.ndarray:
+        return check_inputs(inputs, self.manifest)
+
+    def _targets(self, labels, n: int) -> np.ndarray:
+        """One-hot classes (classification) or an (n, 1) column of target values (regression)."""
         y = np.asarray(labels).reshape(-1)
         if y.shape[0] != n:
-            raise ValueError(f"{n} windows but {y.shape[0]} labels")
+            what = "windows" if self.manifest.input.kind == "window" else "feature vectors"
+            raise ValueError(f"{n} {what} but {y.shape[0]} {'labels' if self.classifies else 'targets'}")
+        if not self.classifies:
+            if y.size and not (np.issubdtype(y.dtype, np.number) and np.all(np.isfinite(y))):
+                raise ValueError(f"targets ({self.manifest.head.target}) must be finite numbers")
+            return y.astype(np.float32).reshape(-1, 1)
         k = self.manifest.num_classes
-        if y.size and (y.min() < 0 or y.max() >= k or not np.issubdtype(y.dtype, np.integer)):
+        if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= k):
             raise ValueError(f"labels must be integers in [0, {k - 1}]")
         return np.eye(k, dtype=np.float32)[y]
 
@@ -99,8 +112,8 @@ class TFLiteTrainer:
             raise ValueError(f"part must be 'shared' or 'personal', got {part!r}")
         if epochs < 0 or batch_size < 1 or not lr > 0 or not 0 <= momentum < 1 or coral < 0:
             raise ValueError("epochs must be >= 0, batch_size >= 1, lr > 0, 0 <= momentum < 1, coral >= 0")
-        x = self._check_windows(windows)
-        y = self._one_hot(labels, len(x))
+        x = self._check_inputs(windows)
+        y = self._targets(labels, len(x))
         rng = np.random.default_rng(seed)
         history = FitHistory([])
         for _ in range(epochs):
@@ -117,31 +130,37 @@ class TFLiteTrainer:
 
     # Inference ------------------------------------------------------------
     def predict_proba(self, windows, head: str = "global", batch_size: int = 256) -> np.ndarray:
-        """Class probabilities from the 'global' or the 'personal' head."""
+        """Class probabilities (n, classes), or for a regression head the values (n, 1), of the
+        'global' or the 'personal' head."""
         if head not in ("global", "personal"):
             raise ValueError(f"head must be 'global' or 'personal', got {head!r}")
-        x = self._check_windows(windows)
+        x = self._check_inputs(windows)
         runner = self._runners["infer"]
-        outs = [
-            runner(x=x[i : i + batch_size])[f"{head}_probs"] for i in range(0, len(x), batch_size)
-        ]
+        name = f"{head}_{'probs' if self.classifies else 'values'}"
+        outs = [runner(x=x[i : i + batch_size])[name] for i in range(0, len(x), batch_size)]
         if not outs:
-            return np.zeros((0, self.manifest.num_classes), np.float32)
+            return np.zeros((0, self.manifest.head.outputs), np.float32)
         return np.concatenate(outs)
 
     def predict(self, windows, head: str = "global") -> np.ndarray:
-        """Predicted class indices."""
-        return np.argmax(self.predict_proba(windows, head), axis=1)
+        """Predicted class indices, or predicted values of a regression head."""
+        out = self.predict_proba(windows, head)
+        return np.argmax(out, axis=1) if self.classifies else out[:, 0]
 
     def evaluate(self, windows, labels, head: str = "global") -> dict:
-        """Accuracy and macro-F1 on labelled windows."""
+        """Accuracy and macro-F1 (classification) or mean squared and absolute error (regression)."""
         truth = np.asarray(labels).reshape(-1)
-        return {**scores(truth, self.predict(windows, head), self.manifest.num_classes), "windows": int(truth.size)}
+        predicted = self.predict(windows, head)
+        if self.classifies:
+            return {**scores(truth, predicted, self.manifest.num_classes), "windows": int(truth.size)}
+        error = predicted - truth
+        return {"mse": float(np.mean(error**2)) if truth.size else float("nan"),
+                "mae": float(np.mean(np.abs(error))) if truth.size else float("nan"), "windows": int(truth.size)}
 
     # Weights ----------------------------------------------------------------
     def get_weights(self, part: str = "shared") -> np.ndarray:
         """The shared or personal weights as one flat float32 vector."""
-        return np.array(self._runners[f"get_{part}"]()["weights"], dtype=np.float32)
+        return np.array(self._runners[f"get_{part}"](ignored=np.float32(0))["weights"], dtype=np.float32)
 
     def set_weights(self, flat, part: str = "shared") -> None:
         """Replaces the shared or personal weights with a flat float32 vector."""

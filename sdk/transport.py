@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -34,7 +35,13 @@ class Response:
 
 @dataclass
 class HttpTransport:
-    """Retries connection failures, 429 and 5xx with exponential backoff and full jitter."""
+    """Retries connection failures, 429 and 5xx with exponential backoff and full jitter.
+
+    ``ssl_context``: how https URLs are verified (default: the system's trusted certificates); e.g. one that
+    trusts only a consortium's own certificate authority (``ssl.create_default_context(cafile=...)``), and
+    presents a client certificate where the service asks for one (``load_cert_chain``). A certificate that
+    does not verify is refused at once, never retried.
+    """
 
     base_url: str
     timeout: float = 60.0
@@ -42,15 +49,22 @@ class HttpTransport:
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     rng: random.Random = field(default_factory=random.Random)
+    ssl_context: ssl.SSLContext | None = None
 
     def send(self, method: str, path: str, body: bytes | None, headers: dict) -> Response:
         """One attempt: the server's answer, or an OSError when it cannot be reached."""
         request = urllib.request.Request(self.base_url.rstrip("/") + path, data=body, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.ssl_context) as answer:
                 return Response(answer.status, dict(answer.headers), answer.read())
         except urllib.error.HTTPError as err:
             return Response(err.code, dict(err.headers), err.read())
+        except urllib.error.URLError as err:
+            if isinstance(err.reason, ssl.SSLCertVerificationError):
+                raise TransportError(f"{self.base_url}: the server's certificate does not verify "
+                                     f"({err.reason.verify_message}); give an ssl_context that trusts its "
+                                     "certificate authority") from err
+            raise
 
     def request(self, method: str, path: str, *, json_body=None, data: bytes | None = None,
                 headers: dict | None = None) -> Response:

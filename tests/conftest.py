@@ -40,7 +40,7 @@ def keras_and_bundle(tmp_path_factory, model_config, norm):
 
     model = build_keras_model(model_config, seed=3)
     out = tmp_path_factory.mktemp("bundle")
-    export_bundle(model, model_config, out, ["a", "b", "c", "d", "e"], *norm)
+    export_bundle(model, model_config.spec(["a", "b", "c", "d", "e"]), out, *norm)
     return model, out
 
 

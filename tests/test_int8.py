@@ -22,14 +22,14 @@ def trained(tmp_path_factory):
     mean, std = x.mean(axis=0), x.std(axis=0)
     config = ModelConfig()
     bundle = tmp_path_factory.mktemp("int8")
-    manifest = export_bundle(build_keras_model(config), config, bundle, ["a", "b", "c", "d", "e"], mean, std,
+    manifest = export_bundle(build_keras_model(config), config.spec(), bundle, mean, std,
                              calibration=train.windows[:200])
     assert manifest.inference["int8"]["model_version"] == 1
     trainer = TFLiteTrainer(bundle)
     trainer.fit(train.windows, train.labels, epochs=8)
     trainer.fit(train.windows, train.labels, epochs=8, part="personal")
     # the operator exports the int8 model of the trained global weights
-    digest = export_int8(config, trainer.get_weights(), mean, std, train.windows[:200], bundle / INT8_FILE)
+    digest = export_int8(config.spec(), trainer.get_weights(), mean, std, train.windows[:200], bundle / INT8_FILE)
     manifest_file = bundle / "manifest.json"
     manifest_file.write_text(manifest_file.read_text().replace(manifest.inference["int8"]["sha256"], digest))
     return bundle, trainer, test
@@ -59,5 +59,5 @@ def test_missing_or_tampered_int8_model_is_refused(trained, bundle_dir, tmp_path
         fh.write(b"x")
     with pytest.raises(BundleError, match="sha256 does not match"):
         Recogniser(copy)
-    with pytest.raises(ValueError, match="calibration needs windows"):
-        export_int8(ModelConfig(), trained[1].get_weights(), np.zeros(6), np.ones(6), np.zeros((0, 6)), tmp_path / "x")
+    with pytest.raises(ValueError, match=r"calibration needs inputs of shape \(n, 50, 6\)"):
+        export_int8(ModelConfig().spec(), trained[1].get_weights(), np.zeros(6), np.ones(6), np.zeros((0, 6)), tmp_path / "x")

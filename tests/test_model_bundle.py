@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from cloud.bundle_export import export_bundle
-from cloud.har_model import ModelConfig, build_keras_model, keras_weights, set_keras_weights
+from cloud.har_model import ModelConfig, build_keras_model
+from cloud.keras_twin import keras_weights, set_keras_weights
 from sdk.bundle import BundleError, load_bundle
 from sdk.trainer import TFLiteTrainer
 
@@ -38,7 +39,7 @@ def variant(request, tmp_path_factory, norm):
     config = ModelConfig(conv_filters=request.param)
     model = build_keras_model(config, seed=3)
     out = tmp_path_factory.mktemp("bundle")
-    export_bundle(model, config, out, ["a", "b", "c", "d", "e"], *norm)
+    export_bundle(model, config.spec(["a", "b", "c", "d", "e"]), out, *norm)
     return config, model, out
 
 
@@ -72,8 +73,9 @@ def test_train_shared_matches_gradient_tape(fresh, norm, momentum, steps):
 
 
 def coral_reference(model, x, coral):
-    """CORAL term of the Keras twin: covariance of adapter output vs frozen dense features."""
-    probe = tf.keras.Model(model.input, [model.get_layer("dense").output, model.get_layer("adapter").output])
+    """CORAL term of the Keras twin: covariance of the adapter's output vs the frozen dense features
+    (what the personal and the global head take)."""
+    probe = tf.keras.Model(model.input, [model.get_layer("head").input, model.get_layer("personal_head").input])
     feat, adapted = probe(x)
     feat = tf.stop_gradient(feat)
 
@@ -134,12 +136,14 @@ def signature_ops(model_path) -> dict[str, list[str]]:
     return ops
 
 
+SLOW_OPS = ("FULLY_CONNECTED", "ADD_N", "FILL", "BROADCAST_TO", "CONCATENATION", "GREATER")
+
+
 def test_steps_keep_to_the_fast_op_layout(variant):
     """No op that TFLite runs on a slow path: products as plain BATCH_MATMUL, no shape computed per call."""
     ops = signature_ops(variant[2] / "model.tflite")
     for name in ("infer", "train_shared", "train_personal"):
-        slow = [op for op in ops[name] if op in ("FULLY_CONNECTED", "ADD_N", "FILL", "BROADCAST_TO", "CONCATENATION",
-                                                 "GREATER") or "adj_y=True" in op]
+        slow = [op for op in ops[name] if op in SLOW_OPS or "adj_y=True" in op]
         assert not slow, (name, slow)
         assert "BATCH_MATMUL(adj_x=False, adj_y=False)" in ops[name] and "GATHER" in ops[name]
 

@@ -26,7 +26,7 @@ from cloud.db import Device, EnrolmentToken, Job, ModelVersion, utcnow
 from cloud.keyclient import KeyServiceError
 from cloud.lifecycle import open_round
 from cloud.services import services, session
-from sdk.bundle import MANIFEST_FILE, MODEL_FILE, BundleError
+from sdk.bundle import MANIFEST_FILE, MODEL_FILE, BundleError, load_inference_model
 from sdk.crypto.errors import CodecError
 from sdk.crypto.params import CryptoParams
 from sdk.trainer import TFLiteTrainer
@@ -42,7 +42,11 @@ def _authenticate():
     require_token(token)
 
 
-def _read_bundle(upload_dir: Path) -> tuple[int, "object"]:
+def _read_bundle(upload_dir: Path) -> tuple[TFLiteTrainer, tuple[str, ...]]:
+    """Saves the form's bundle files into upload_dir and loads it; returns the trainer and the bundle's files.
+
+    Beside model and manifest, every inference model the manifest lists comes in a field named by its file.
+    """
     for field, name in (("model", MODEL_FILE), ("manifest", MANIFEST_FILE)):
         part = request.files.get(field)
         if part is None:
@@ -50,9 +54,16 @@ def _read_bundle(upload_dir: Path) -> tuple[int, "object"]:
         part.save(upload_dir / name)
     try:
         trainer = TFLiteTrainer(upload_dir)
+        for kind, entry in trainer.manifest.inference.items():
+            part = request.files.get(entry["file"])
+            if part is None:
+                raise ApiError(400, "missing_file", f"the manifest lists the {kind} inference model "
+                                                    f"'{entry['file']}': send it in the multipart field of that name")
+            part.save(upload_dir / entry["file"])
+            load_inference_model(upload_dir, kind)
     except (BundleError, ValueError, RuntimeError) as exc:
         raise ApiError(400, "bad_bundle", str(exc)) from exc
-    return trainer.manifest.shared.size, trainer.get_weights("shared")
+    return trainer, trainer.manifest.files
 
 
 @bp.post("/jobs")
@@ -74,9 +85,10 @@ def create_job():
         raise ApiError(400, "invalid_request", f"crypto: {exc}") from exc
     job_id = secrets.token_hex(8)
     with tempfile.TemporaryDirectory() as tmp:
-        values, weights = _read_bundle(Path(tmp))
+        trainer, files = _read_bundle(Path(tmp))
+        values, weights = trainer.manifest.shared.size, trainer.get_weights("shared")
         digests = {name: svc.store.write(svc.store.bundle_file(job_id, name), (Path(tmp) / name).read_bytes())
-                   for name in (MODEL_FILE, MANIFEST_FILE)}
+                   for name in files}
     db = session()
     job = Job(id=job_id, name=config.name, config=config.model_dump(exclude={"crypto", "name"}),
               crypto=params.to_dict(), public_key=public.to_json(),

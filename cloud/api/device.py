@@ -23,7 +23,7 @@ from cloud.credentials import authenticate_device, hash_secret
 from cloud.db import Device, DeviceReport, EnrolmentToken, Job, utcnow
 from cloud.rounds import accept_update, current_round, device_round
 from cloud.services import services, session
-from sdk.bundle import MANIFEST_FILE, MODEL_FILE
+from sdk.bundle import MANIFEST_FILE, MODEL_FILE, Manifest
 
 bp = Blueprint("device", __name__, url_prefix="/v1")
 ROUND_IDS = "round.id of the plan (not round.number)"
@@ -95,15 +95,19 @@ def _send(job: Job, path, etag: str, mimetype: str):
 
 
 @bp.get("/bundle/<name>")
-@documented("Download model.tflite or manifest.json of the job's bundle (ETag, If-None-Match)", auth="device",
-            produces="application/octet-stream", responses={"200": "file", "304": "unchanged", "404": "no such file"})
+@documented("Download a file of the job's bundle: model.tflite, manifest.json, or an inference model the manifest "
+            "lists (ETag, If-None-Match)", auth="device", produces="application/octet-stream",
+            responses={"200": "file", "304": "unchanged", "404": "no such file"})
 def bundle(name: str):
-    if name not in (MODEL_FILE, MANIFEST_FILE):
-        raise ApiError(404, "not_found", f"a bundle holds {MODEL_FILE} and {MANIFEST_FILE}")
     job = session().get(Job, g.device.job_id)
-    path = services().store.bundle_file(job.id, name)
-    etag = job.bundle_sha256 + ("" if name == MODEL_FILE else "-manifest")
-    return _send(job, path, etag, "application/octet-stream" if name == MODEL_FILE else "application/json")
+    store = services().store
+    manifest = Manifest.from_json(store.bundle_file(job.id, MANIFEST_FILE).read_text())
+    if name not in manifest.files:
+        raise ApiError(404, "not_found", f"this job's bundle holds {', '.join(manifest.files)}")
+    etags = {MODEL_FILE: job.bundle_sha256, MANIFEST_FILE: job.bundle_sha256 + "-manifest",
+             **{entry["file"]: entry["sha256"] for entry in manifest.inference.values()}}
+    return _send(job, store.bundle_file(job.id, name), etags[name],
+                 "application/json" if name == MANIFEST_FILE else "application/octet-stream")
 
 
 @bp.get("/weights/<int:version>")

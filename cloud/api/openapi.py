@@ -67,7 +67,10 @@ def _request_body(body, components: _Components):
             "schema": {"type": "object", "required": ["model", "manifest", "config"],
                        "properties": {"model": {"type": "string", "format": "binary"},
                                       "manifest": {"type": "string", "format": "binary"},
-                                      "config": components.ref(JobConfig)}},
+                                      "config": components.ref(JobConfig)},
+                       "additionalProperties": {"type": "string", "format": "binary", "description":
+                                                "an inference model the manifest lists, in the field named "
+                                                "by its file (e.g. infer_int8.tflite)"}},
             "encoding": {"config": {"contentType": "application/json"},
                          "model": {"contentType": "application/octet-stream"},
                          "manifest": {"contentType": "application/json"}}}}}

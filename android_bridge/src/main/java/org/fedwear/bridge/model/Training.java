@@ -58,19 +58,17 @@ public final class Training {
         return delta;
     }
 
-    /** Personal layers start as copies of the shared dense layer and global head: the global model's function. */
+    /**
+     * Personal layers start as copies of the shared layers they mirror (the manifest's layer spec says
+     * which): the global model's function.
+     */
     public static void resetPersonal(Trainer trainer) {
         Manifest manifest = trainer.manifest();
         float[] shared = trainer.getWeights(Trainer.Part.SHARED);
         float[] personal = new float[manifest.personal.size()];
-        String[][] copies = {{"dense/kernel", "adapter/kernel"}, {"dense/bias", "adapter/bias"},
-            {"head/kernel", "personal_head/kernel"}, {"head/bias", "personal_head/bias"}};
-        for (String[] copy : copies) {
-            WeightLayout.Tensor from = manifest.shared.tensor(copy[0]);
-            WeightLayout.Tensor to = manifest.personal.tensor(copy[1]);
-            if (from.size() != to.size()) {
-                throw new BundleException(copy[0] + " and " + copy[1] + " differ in size");
-            }
+        for (String[] copy : manifest.personalCopies) {
+            WeightLayout.Tensor to = manifest.personal.tensor(copy[0]);
+            WeightLayout.Tensor from = manifest.shared.tensor(copy[1]);
             System.arraycopy(shared, from.offset, personal, to.offset, from.size());
         }
         trainer.setWeights(Trainer.Part.PERSONAL, personal);

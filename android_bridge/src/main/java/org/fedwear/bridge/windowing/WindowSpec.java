@@ -33,9 +33,12 @@ public final class WindowSpec {
         this.channels = channels;
     }
 
-    /** The protocol's windows for a bundle: its length, rate and channels, 50% overlap, split at gaps over 0.5 s. */
+    /**
+     * The protocol's windows for a bundle: its length, rate and channels, 50% overlap, split at gaps over
+     * 0.5 s; a BundleException for a bundle that takes feature vectors.
+     */
     public static WindowSpec of(Manifest manifest) {
-        return new WindowSpec(manifest.windowLength, manifest.rateHz, 0.5, 0.5, manifest.channels.size());
+        return new WindowSpec(manifest.windowLength(), manifest.rateHz, 0.5, 0.5, manifest.inputShape[1]);
     }
 
     /** Samples between the starts of consecutive windows. */

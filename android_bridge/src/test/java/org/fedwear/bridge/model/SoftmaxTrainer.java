@@ -11,9 +11,14 @@ import java.util.List;
 final class SoftmaxTrainer implements Trainer {
     static final int CHANNELS = 2;
     static final int CLASSES = 3;
-    static final String MANIFEST = "{\"format\": 1, \"model_version\": 1, \"window_length\": 4, \"rate_hz\": 8.0,"
-            + " \"channels\": [\"a\", \"b\"], \"label_names\": [\"x\", \"y\", \"z\"], \"model_sha256\": \"00\","
-            + " \"signatures\": [], \"norm_mean\": [0, 0], \"norm_std\": [1, 1],"
+    static final String MANIFEST = "{\"format\": 2, \"model_version\": 1,"
+            + " \"input\": {\"kind\": \"window\", \"shape\": [4, 2], \"rate_hz\": 8.0, \"channels\": [\"a\", \"b\"]},"
+            + " \"head\": {\"kind\": \"classification\", \"name\": \"head\", \"label_names\": [\"x\", \"y\", \"z\"]},"
+            + " \"layers\": {\"shared\": [{\"type\": \"global_average_pool\", \"name\": \"pool\"},"
+            + " {\"type\": \"dense\", \"name\": \"dense\", \"units\": 2}], \"branch_from\": \"pool\","
+            + " \"personal\": [{\"type\": \"dense\", \"name\": \"adapter\", \"units\": 2, \"copy_of\": \"dense\"},"
+            + " {\"type\": \"dense\", \"name\": \"personal_head\", \"units\": 3, \"copy_of\": \"head\"}]},"
+            + " \"model_sha256\": \"00\", \"signatures\": [], \"norm_mean\": [0, 0], \"norm_std\": [1, 1],"
             + " \"shared\": {\"tensors\": [{\"name\": \"dense/kernel\", \"shape\": [2, 2], \"offset\": 0},"
             + " {\"name\": \"dense/bias\", \"shape\": [2], \"offset\": 4},"
             + " {\"name\": \"head/kernel\", \"shape\": [2, 3], \"offset\": 6},"

@@ -83,10 +83,10 @@ public class TrainingTest {
     @Test
     public void aManifestOfAnotherFormatOrWithOverlappingTensorsIsRefused() {
         try {
-            Manifest.fromJson(SoftmaxTrainer.MANIFEST.replace("\"format\": 1", "\"format\": 2"));
-            fail("read a format-2 manifest");
+            Manifest.fromJson(SoftmaxTrainer.MANIFEST.replace("\"format\": 2", "\"format\": 1"));
+            fail("read a format-1 manifest");
         } catch (BundleException e) {
-            assertTrue(e.getMessage(), e.getMessage().contains("format 2 is not supported"));
+            assertTrue(e.getMessage(), e.getMessage().contains("format 1 is not supported any more"));
         }
         try {
             Manifest.fromJson(SoftmaxTrainer.MANIFEST.replace("\"offset\": 4}", "\"offset\": 3}"));
@@ -97,5 +97,37 @@ public class TrainingTest {
         Manifest manifest = Manifest.fromJson(SoftmaxTrainer.MANIFEST);
         assertEquals(15, manifest.shared.size());
         assertEquals(3, manifest.numClasses());
+    }
+
+    @Test
+    public void aFeaturesOrRegressionBundleIsReadButNotTrainedHere() {
+        String features = SoftmaxTrainer.MANIFEST.replace(
+                "{\"kind\": \"window\", \"shape\": [4, 2], \"rate_hz\": 8.0, \"channels\": [\"a\", \"b\"]}",
+                "{\"kind\": \"features\", \"shape\": [2], \"names\": [\"age\", \"weight\"]}");
+        Manifest manifest = Manifest.fromJson(features);
+        assertEquals(Arrays.asList("age", "weight"), manifest.inputNames);
+        assertEquals("adapter/kernel", manifest.personalCopies.get(0)[0]);
+        assertEquals("dense/kernel", manifest.personalCopies.get(0)[1]);
+        try {
+            manifest.requireWindowClassifier();
+            fail("accepted a features bundle");
+        } catch (BundleException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("takes features, not windows"));
+        }
+        try {
+            org.fedwear.bridge.windowing.WindowSpec.of(manifest);
+            fail("cut windows for a features bundle");
+        } catch (BundleException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("Python SDK"));
+        }
+        String regression = SoftmaxTrainer.MANIFEST.replace(
+                "{\"kind\": \"classification\", \"name\": \"head\", \"label_names\": [\"x\", \"y\", \"z\"]}",
+                "{\"kind\": \"regression\", \"name\": \"head\", \"target\": \"score\", \"units\": \"points\"}");
+        try {
+            Manifest.fromJson(regression).requireWindowClassifier();
+            fail("accepted a regression bundle");
+        } catch (BundleException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("head is regression"));
+        }
     }
 }

@@ -15,7 +15,8 @@ import org.tensorflow.lite.Interpreter;
  * <p>Needs {@code org.tensorflow:tensorflow-lite} (android_bridge/README.md); this source folder is
  * not compiled with the rest of the library, which has no TensorFlow Lite dependency. TensorFlow
  * Lite's Java {@code runSignature} refuses an empty input map, so a get_* signature must declare
- * at least one input (it is fed zeros); a bundle whose get_* signatures take none is refused here.
+ * at least one input (format 2 bundles declare one scalar, {@code ignored}, fed zero here); a bundle whose
+ * get_* signatures take none is refused. Trains bundles whose input is windows and whose head classifies.
  * Not thread-safe, like the interpreter.
  */
 public final class TfLiteTrainer implements Trainer {
@@ -28,6 +29,7 @@ public final class TfLiteTrainer implements Trainer {
     }
 
     public TfLiteTrainer(File modelFile, Manifest manifest, Interpreter.Options options) {
+        manifest.requireWindowClassifier();
         this.manifest = manifest;
         this.interpreter = new Interpreter(modelFile, options);
         List<String> present = Arrays.asList(interpreter.getSignatureKeys());
