@@ -61,5 +61,5 @@ def test_ray_listens_on_loopback_only_and_shuts_down():
 
 
 def test_unknown_backend_is_named():
-    with pytest.raises(ValueError, match="threads, processes, ray"):
+    with pytest.raises(ValueError, match="threads, processes, silos, ray"):
         make_backend("spark")
