@@ -166,7 +166,8 @@ class HeadSpec:
 
 
 def _default_names(layers: list[Layer]) -> list[Layer]:
-    """Names for unnamed layers: dense1, conv1, ..., a ReLU after X is X_relu, then pool and flatten."""
+    """Names for unnamed layers: dense1, dense2, ..., conv1, ..., pool and flatten (then pool2, flatten2);
+    a ReLU after layer X is X_relu."""
     counts: dict[str, int] = {}
     named, previous = [], ""
     short = {"dense": "dense", "conv1d": "conv", "global_average_pool": "pool", "flatten": "flatten"}
@@ -216,7 +217,8 @@ class ModelSpec:
     @property
     def personal_layers(self) -> tuple[Layer, ...]:
         """Copies of the shared layers after the branch point, renamed, each knowing its original."""
-        return tuple(Layer(layer.type, self.personal_name(layer.name), layer.units, layer.kernel_size, layer.name) for layer in self.shared_layers[self.branch_index:])
+        return tuple(Layer(layer.type, self.personal_name(layer.name), layer.units, layer.kernel_size, layer.name)
+                     for layer in self.shared_layers[self.branch_index:])
 
     def personal_name(self, shared_name: str) -> str:
         return self.personal_names.get(shared_name, f"personal_{shared_name}")
@@ -274,6 +276,9 @@ class ModelSpec:
             if not layer.weighted and (layer.units or layer.kernel_size):
                 raise SpecError(f"layer {layer.name!r} ({layer.type}) has no units or kernel")
         shapes = self.shapes()  # SpecError when a layer cannot take its input (the head: a feature vector)
+        if not self.branch_from:
+            raise SpecError("personal.branch_from is missing: name the shared layer whose output the personal "
+                            "layers take (or 'input')")
         if self.branch_from != "input" and self.branch_from not in names[:-1]:
             raise SpecError(f"branch_from {self.branch_from!r} is not a hidden shared layer "
                             f"(they are: {', '.join(names[:-1]) or 'none'}; or 'input')")
