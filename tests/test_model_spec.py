@@ -244,6 +244,7 @@ def test_export_checks_the_coral_gradient(tmp_path, monkeypatch):
     (lambda s: s["input"].update(shape=[30, 2]), "has shape \\[count\\]"),
     (lambda s: s["layers"][0].update(units=0), "needs a positive units"),
     (lambda s: s.update(extra=1), "unknown model spec fields"),
+    (lambda s: s.pop("personal"), "personal.branch_from is missing"),
 ])
 def test_specs_that_cannot_be_built_are_refused_with_the_reason(change, message):
     raw = STACKS["tabular_mlp"].to_json_spec()
