@@ -1,4 +1,4 @@
-"""Storage schema (SQLAlchemy): jobs, rounds, devices, tokens, contributions."""
+"""Storage schema (SQLAlchemy): jobs, rounds, devices, tokens, contributions, selections."""
 
 from __future__ import annotations
 
@@ -119,6 +119,26 @@ class DeviceReport(Base):
     windows: Mapped[int] = mapped_column(Integer)
     accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     reported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Selection(Base):
+    """A device the service selected for a round when it checked in (cloud.selection)."""
+
+    __tablename__ = "selections"
+    __table_args__ = (UniqueConstraint("round_id", "device_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    selected_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SelectionCount(Base):
+    """How many devices a round selected: one row per round, updated conditionally, so that concurrent
+    check-ins never select more than the round's quota (cloud.selection)."""
+
+    __tablename__ = "selection_counts"
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
+    selected: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class JobEvent(Base):

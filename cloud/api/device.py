@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from flask import Blueprint, g, request, send_file
 from sqlalchemy import select
@@ -18,15 +19,18 @@ from cloud.api.responses import (
     UploadAnswer,
     reply,
 )
-from cloud.api.schemas import EnrolRequest, Hyperparameters, MetricsReport, parse
+from cloud.api.schemas import MAX_WAIT_S, EnrolRequest, Hyperparameters, MetricsReport, PlanQuery, parse
 from cloud.credentials import authenticate_device, hash_secret
-from cloud.db import Device, DeviceReport, EnrolmentToken, Job, utcnow
+from cloud.db import Device, DeviceReport, EnrolmentToken, Job, Round, utcnow
+from cloud.lifecycle import ACTIVE
 from cloud.rounds import accept_update, current_round, device_round
+from cloud.selection import CheckIn, admit_upload, awaits_upload, check_in, standing
 from cloud.services import services, session
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE, Manifest
 
 bp = Blueprint("device", __name__, url_prefix="/v1")
 ROUND_IDS = "round.id of the plan (not round.number)"
+POLL_S = 0.1  # a long-poll reads the job this often
 
 
 @bp.before_request
@@ -62,12 +66,18 @@ def enrol():
 
 
 @bp.get("/plan")
-@documented("The device's job: model version, current round, crypto parameters, hyper-parameters", auth="device",
-            responses={"200": ("the plan", Plan)})
+@documented("The device's check-in: its job, model version, current round and whether it is selected for it, "
+            f"crypto parameters, hyper-parameters; a long-poll with after_version and wait (at most {MAX_WAIT_S} s)",
+            auth="device", query=PlanQuery, responses={"200": ("the plan", Plan)})
 def plan():
+    query = parse(PlanQuery, request.args.to_dict())
     db = session()
-    job = db.get(Job, g.device.job_id)
-    round_ = current_round(db, job)
+    job, round_, state = _look(db, g.device, query.check_in)
+    if query.after_version is not None:
+        ready = awaits_upload(db, round_, g.device.id, state)
+        db.commit()
+        if not ready:
+            job, round_, state = _hold(db, g.device, query, job, round_, state)
     return reply(Plan(
         job_id=job.id, job_status=job.status, model_version=job.current_version,
         round=None if round_ is None else PlanRound(
@@ -77,7 +87,41 @@ def plan():
         hyperparameters=Hyperparameters(**job.config["hyperparameters"]),
         bundle_sha256=job.bundle_sha256, shared_values=job.shared_values,
         min_devices=job.config["min_devices"], max_devices=job.config["max_devices"],
+        selected=state.selected, retry_after=state.retry_after,
     ))
+
+
+def _look(db, device: Device, checks_in: bool) -> tuple[Job, Round | None, CheckIn]:
+    """The device's job and current round, and its check-in (or, without one, its standing); ends the
+    transaction."""
+    job = db.get(Job, device.job_id)
+    round_ = current_round(db, job)
+    state = check_in(db, job, round_, device) if checks_in else standing(db, job, round_, device)
+    db.commit()
+    return job, round_, state
+
+
+def _hold(db, device: Device, query: PlanQuery, job: Job, round_: Round | None,
+          state: CheckIn) -> tuple[Job, Round | None, CheckIn]:
+    """Long-poll: reads the job every POLL_S while its model version is at most after_version, its round and
+    status are those of the first look, and `wait` seconds have not passed; no transaction is held between
+    reads. When the round or status changed, the device checks in again (with check_in)."""
+    first = _key(job, round_)
+    end = time.monotonic() + query.wait
+    while (job.status in ACTIVE and job.current_version <= query.after_version and _key(job, round_) == first
+           and time.monotonic() < end):
+        time.sleep(max(0.0, min(POLL_S, end - time.monotonic())))
+        db.expire_all()
+        job = db.get(Job, device.job_id)
+        round_ = current_round(db, job)
+        db.commit()
+    if _key(job, round_) != first:
+        return _look(db, device, query.check_in)
+    return job, round_, state
+
+
+def _key(job: Job, round_: Round | None) -> tuple[str, int | None]:
+    return job.status, None if round_ is None else round_.id
 
 
 def _send(job: Job, path, etag: str, mimetype: str):
@@ -128,12 +172,13 @@ def weights(version: int):
             responses={"200": ("accepted (or the first answer to the same update)", UploadAnswer),
                        "400": "payload refused: the error code says why (docs/protocol.md)",
                        "404": "no such round in this device's job",
-                       "409": "different update already sent, same bytes sent by another device, round closed, "
-                              "full or past its deadline"})
+                       "409": "not selected, different update already sent, same bytes sent by another device, "
+                              "round closed, full or past its deadline"})
 def upload(round_id: int):
     metrics = services().metrics
     payload = request.get_data()  # read in full before any database access (app.py)
     try:
+        admit_upload(session(), g.device, device_round(session(), g.device, round_id))
         answer, replayed = accept_update(session(), services().store, g.device, round_id, payload)
     except ApiError as err:
         session().rollback()

@@ -64,6 +64,10 @@ class Plan(Strict):
     shared_values: int = Field(description="number of shared weights: the V of an upload")
     min_devices: int
     max_devices: int
+    selected: bool = Field(description="this device is selected for `round`: train for it and upload; only "
+                                       "selected devices' uploads count")
+    retry_after: int | None = Field(description="when not selected: seconds to wait before checking in again "
+                                                "(null when selected, or when the job opens no more rounds)")
 
 
 class UploadAnswer(Strict):

@@ -53,6 +53,15 @@ class JobSettings(Strict):
     max_extensions: int = Field(3, ge=0, le=1000)
     max_failed_rounds: int = Field(10, ge=0, le=100_000,
                                    description="the job stops after this many failed rounds in a row (0: never)")
+    target_devices: int | None = Field(None, ge=2, le=1_000_000,
+                                       description="devices a round aims for (null: max_devices); it selects "
+                                                   "ceil(target_devices * over_selection) of those that check in")
+    over_selection: float = Field(1.3, ge=1, le=10,
+                                  description="devices selected per targeted device: some selected devices "
+                                              "never upload")
+    retry_after_s: float = Field(60, gt=0, le=86400,
+                                 description="pace steering: a device not selected is told to check in again "
+                                             "after this many seconds, spread by +-50%")
     hyperparameters: Hyperparameters = Hyperparameters()
 
 
@@ -68,7 +77,22 @@ class JobConfig(JobSettings):
             raise ValueError("max_devices must be at least min_devices")
         if self.max_devices > self.crypto.max_contributors:
             raise ValueError("max_devices must not exceed crypto.max_contributors")
+        if self.target_devices is not None and self.target_devices < self.min_devices:
+            raise ValueError("target_devices must be at least min_devices")
         return self
+
+
+MAX_WAIT_S = 60  # a long-poll holds a server thread: bounded
+
+
+class PlanQuery(BaseModel):
+    """Query parameters of GET /v1/plan (others are ignored)."""
+
+    check_in: bool = Field(True, description="false: read the plan without checking in (selects nothing)")
+    after_version: int | None = Field(None, ge=0, le=2**31 - 1,
+                                      description="long-poll: hold the answer while the model version is at "
+                                                  "most this, nothing else changed and wait has not passed")
+    wait: float = Field(0, ge=0, le=MAX_WAIT_S, description="long-poll: seconds to hold the answer at most")
 
 
 class TokenRequest(Strict):
