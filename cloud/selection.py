@@ -72,9 +72,7 @@ def _counter(session: Session, round_id: int) -> None:
 
 
 def _select(session: Session, round_: Round, device_id: str, limit: int) -> bool:
-    """Selects the device for the round if the quota has room; True when it is (now) selected."""
-    if is_selected(session, round_.id, device_id):
-        return True
+    """Selects the device for the round if the quota has room; True when it is now selected."""
     _counter(session, round_.id)
     count = SelectionCount.selected
     taken = session.execute(update(SelectionCount).where(SelectionCount.round_id == round_.id, count < limit)
@@ -90,23 +88,15 @@ def _select(session: Session, round_: Round, device_id: str, limit: int) -> bool
     return True
 
 
-def check_in(session: Session, job: Job, round_: Round | None, device: Device) -> CheckIn:
-    """The device checks in for the job's current round; commits."""
-    answer = CheckIn(False, None)
-    if job.status in ACTIVE:
-        selected = takes_check_ins(round_) and _select(session, round_, device.id, quota(job.config))
-        answer = CheckIn(True, None) if selected else CheckIn(False, retry_after(job.config))
-    session.commit()
-    return answer
-
-
-def standing(session: Session, job: Job, round_: Round | None, device: Device) -> CheckIn:
-    """What a check-in would answer now, selecting nobody (a plan read with check_in=false)."""
+def check_in(session: Session, job: Job, round_: Round | None, device: Device, selects: bool = True) -> CheckIn:
+    """The device's check-in for the job's current round; with ``selects=False``, its standing without
+    selecting it (a plan read with check_in=false). The caller commits."""
     if job.status not in ACTIVE:
         return CheckIn(False, None)
-    if round_ is not None and is_selected(session, round_.id, device.id):
-        return CheckIn(True, None)
-    return CheckIn(False, retry_after(job.config))
+    selected = round_ is not None and (
+        is_selected(session, round_.id, device.id)
+        or selects and takes_check_ins(round_) and _select(session, round_, device.id, quota(job.config)))
+    return CheckIn(True, None) if selected else CheckIn(False, retry_after(job.config))
 
 
 def awaits_upload(session: Session, round_: Round | None, device_id: str, state: CheckIn) -> bool:
@@ -120,7 +110,7 @@ def admit_upload(session: Session, device: Device, round_: Round) -> None:
     """Before an upload is added: its device must be selected for the round. An upload without a check-in
     is one (selected while the quota has room); 409 not_selected when the quota is full. A round that no
     longer takes check-ins is left to the upload's own checks (round closed, deadline passed, replay)."""
-    if not takes_check_ins(round_):
+    if is_selected(session, round_.id, device.id) or not takes_check_ins(round_):
         return
     job = session.get(Job, round_.job_id)
     if not _select(session, round_, device.id, quota(job.config)):

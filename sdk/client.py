@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import urlencode
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +37,8 @@ from sdk.transport import HttpTransport, ServerError
 
 
 LATE_REFUSALS = ("deadline_passed", "round_closed", "sum_full")  # the round ended before this upload
+ACTIVE_JOB = ("running", "stopping")  # a job that may still open or end rounds
+LONG_POLL_S = 30.0  # one long-poll's wait: well within the transport's timeout and the service's 60 s bound
 
 
 @dataclass
@@ -43,8 +46,9 @@ class RoundOutcome:
     """What one participation did."""
 
     round_id: int | None
-    status: str  # uploaded, already_uploaded, skipped, late_refused, refused
+    status: str  # uploaded, already_uploaded, not_selected, skipped, late_refused, refused
     reason: str = ""
+    retry_after: int | None = None  # not selected: seconds the service asks the device to wait
     windows: int = 0
     sync_s: float = 0.0  # plan and checks, downloads excluded
     download_s: float = 0.0  # bundle and global weights, when they changed
@@ -141,9 +145,40 @@ class FedWearClient:
         if etag:
             write_atomically(etag_file, etag.encode())
 
+    def check_in(self, after_version: int | None = None, wait_s: float = 0.0, selects: bool = True) -> dict:
+        """The plan (GET /v1/plan); with ``selects`` it is the device's check-in, which may select it for the
+        open round. With ``after_version`` a long-poll: the service holds the answer up to ``wait_s`` seconds
+        while the model version is at most ``after_version`` and the job's round stays the same."""
+        query = {"check_in": "true" if selects else "false"}
+        if after_version is not None:
+            query.update(after_version=str(after_version), wait=f"{wait_s:g}")
+        return self._get("/v1/plan?" + urlencode(query)).json()
+
     def sync(self) -> dict:
-        """Fetches the plan, and the bundle and global weights when they changed."""
-        plan = self._get("/v1/plan").json()
+        """Reads the plan without checking in, and fetches the bundle and global weights when they changed."""
+        return self._load(self.check_in(selects=False))
+
+    def wait_for_version(self, version: int, timeout: float = 300.0, selects: bool = False) -> dict:
+        """Holds until the job publishes a model version after ``version``, its round changes or it ends, or
+        ``timeout`` seconds pass, in long-polls of at most LONG_POLL_S; returns the last plan. With
+        ``selects`` it checks in for a new round, so the plan also says whether to train from the new model."""
+        end = time.monotonic() + timeout
+        plan = self.check_in(version, min(LONG_POLL_S, timeout), selects)
+        first = (plan["job_status"], (plan["round"] or {}).get("id"))
+        while (plan["model_version"] <= version and plan["job_status"] in ACTIVE_JOB
+               and (plan["job_status"], (plan["round"] or {}).get("id")) == first and time.monotonic() < end
+               and not (selects and self._to_train(plan))):
+            plan = self.check_in(version, min(LONG_POLL_S, max(0.0, end - time.monotonic())), selects)
+        return plan
+
+    def _to_train(self, plan: dict) -> bool:
+        """Whether the plan selects this device for an open round it has not yet answered."""
+        round_ = plan["round"]
+        return (plan["selected"] and round_ is not None and round_["status"] == "open"
+                and not self._round_files(round_["id"])[1].exists())
+
+    def _load(self, plan: dict) -> dict:
+        """Fetches the bundle and global weights of the plan when they changed, and loads them."""
         bundle = self.storage / "bundle"
         manifest_path = bundle / MANIFEST_FILE
         stale = not manifest_path.exists() or Manifest.from_json(manifest_path.read_text()).model_sha256 != plan["bundle_sha256"]
@@ -225,33 +260,40 @@ class FedWearClient:
 
     def participate(self, windows, labels, seed: int = 0,
                     before_upload: Callable[[], None] | None = None) -> RoundOutcome:
-        """Trains on local windows and uploads the encrypted update for the current round."""
+        """Checks in; when the service selects this device, trains on local windows and uploads the encrypted
+        update for the current round. Nothing is downloaded unless it is selected; when not, the outcome's
+        ``retry_after`` says when to check in again."""
+        blocked = self.conditions.blocked_by()
+        if blocked:  # a device that may not train now does not check in
+            return RoundOutcome(None, "skipped", blocked, windows=len(labels))
         down_before, downloaded_before, download_s_before = self.bytes_down, self.bytes_downloaded, self.download_s
         start = time.perf_counter()
-        plan = self.sync()
+        plan = self.check_in()
         round_ = plan.get("round")
         outcome = RoundOutcome(round_["id"] if round_ else None, "skipped", windows=len(labels))
-        outcome.download_s = self.download_s - download_s_before
-        outcome.sync_s = time.perf_counter() - start - outcome.download_s
-        outcome.bytes_downloaded = self.bytes_downloaded - downloaded_before
-        if plan.get("job_status", "running") not in ("running", "stopping"):
+        if plan.get("job_status", "running") not in ACTIVE_JOB:
             outcome.reason = f"job {plan['job_id']} is {plan['job_status']}: it opens no more rounds"
             return outcome
         if round_ is None or round_["status"] != "open" or round_["model_version"] != plan["model_version"]:
             outcome.reason = "no open round"
             return outcome
+        if not plan["selected"]:
+            outcome.status, outcome.retry_after = "not_selected", plan["retry_after"]
+            outcome.reason = f"not selected for round {round_['id']}: check in again in {plan['retry_after']} s"
+            outcome.bytes_down = self.bytes_down - down_before
+            return outcome
         payload_file, answer_file = self._round_files(round_["id"])
         if answer_file.exists():
             outcome.status, outcome.answer = "already_uploaded", json.loads(answer_file.read_text())
             return outcome
+        if not payload_file.exists() and self.clock() >= parse_deadline(round_["deadline"]):
+            outcome.reason = "deadline passed"
+            return outcome
+        self._load(plan)
+        outcome.download_s = self.download_s - download_s_before
+        outcome.sync_s = time.perf_counter() - start - outcome.download_s
+        outcome.bytes_downloaded = self.bytes_downloaded - downloaded_before
         if not payload_file.exists():
-            blocked = self.conditions.blocked_by()
-            if blocked:
-                outcome.reason = blocked
-                return outcome
-            if self.clock() >= parse_deadline(round_["deadline"]):
-                outcome.reason = "deadline passed"
-                return outcome
             encoder = self._encoder(plan)
             encoder.randomiser.prefetch(encoder.params.plaintexts_for(self.trainer.manifest.shared.size))
             start = time.perf_counter()

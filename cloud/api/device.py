@@ -24,7 +24,7 @@ from cloud.credentials import authenticate_device, hash_secret
 from cloud.db import Device, DeviceReport, EnrolmentToken, Job, Round, utcnow
 from cloud.lifecycle import ACTIVE
 from cloud.rounds import accept_update, current_round, device_round
-from cloud.selection import CheckIn, admit_upload, awaits_upload, check_in, standing
+from cloud.selection import CheckIn, admit_upload, awaits_upload, check_in
 from cloud.services import services, session
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE, Manifest
 
@@ -74,7 +74,7 @@ def plan():
     db = session()
     job, round_, state = _look(db, g.device, query.check_in)
     if query.after_version is not None:
-        ready = awaits_upload(db, round_, g.device.id, state)
+        ready = query.check_in and awaits_upload(db, round_, g.device.id, state)
         db.commit()
         if not ready:
             job, round_, state = _hold(db, g.device, query, job, round_, state)
@@ -96,7 +96,7 @@ def _look(db, device: Device, checks_in: bool) -> tuple[Job, Round | None, Check
     transaction."""
     job = db.get(Job, device.job_id)
     round_ = current_round(db, job)
-    state = check_in(db, job, round_, device) if checks_in else standing(db, job, round_, device)
+    state = check_in(db, job, round_, device, selects=checks_in)
     db.commit()
     return job, round_, state
 
