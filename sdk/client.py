@@ -258,19 +258,23 @@ class FedWearClient:
         folder = self.storage / "rounds"
         return folder / f"{round_id}.bin", folder / f"{round_id}.json"
 
-    def participate(self, windows, labels, seed: int = 0,
-                    before_upload: Callable[[], None] | None = None) -> RoundOutcome:
+    def participate(self, windows, labels, seed: int = 0, before_upload: Callable[[], None] | None = None,
+                    round_id: int | None = None) -> RoundOutcome:
         """Checks in; when the service selects this device, trains on local windows and uploads the encrypted
         update for the current round. Nothing is downloaded unless it is selected; when not, the outcome's
-        ``retry_after`` says when to check in again."""
+        ``retry_after`` says when to check in again. ``round_id``: the round the device already checked in
+        for and was selected for; it trains for that round only, without checking in again."""
         blocked = self.conditions.blocked_by()
         if blocked:  # a device that may not train now does not check in
             return RoundOutcome(None, "skipped", blocked, windows=len(labels))
         down_before, downloaded_before, download_s_before = self.bytes_down, self.bytes_downloaded, self.download_s
         start = time.perf_counter()
-        plan = self.check_in()
+        plan = self.check_in(selects=round_id is None)
         round_ = plan.get("round")
         outcome = RoundOutcome(round_["id"] if round_ else None, "skipped", windows=len(labels))
+        if round_id is not None and (round_ or {}).get("id") != round_id:
+            outcome.reason = f"round {round_id} ended"
+            return outcome
         if plan.get("job_status", "running") not in ACTIVE_JOB:
             outcome.reason = f"job {plan['job_id']} is {plan['job_status']}: it opens no more rounds"
             return outcome
