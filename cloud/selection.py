@@ -88,14 +88,14 @@ def _select(session: Session, round_: Round, device_id: str, limit: int) -> bool
     return True
 
 
-def check_in(session: Session, job: Job, round_: Round | None, device: Device, selects: bool = True) -> CheckIn:
+def check_in(session: Session, job: Job, round_: Round | None, device_id: str, selects: bool = True) -> CheckIn:
     """The device's check-in for the job's current round; with ``selects=False``, its standing without
     selecting it (a plan read with check_in=false). The caller commits."""
     if job.status not in ACTIVE:
         return CheckIn(False, None)
     selected = round_ is not None and (
-        is_selected(session, round_.id, device.id)
-        or selects and takes_check_ins(round_) and _select(session, round_, device.id, quota(job.config)))
+        is_selected(session, round_.id, device_id)
+        or selects and takes_check_ins(round_) and _select(session, round_, device_id, quota(job.config)))
     return CheckIn(True, None) if selected else CheckIn(False, retry_after(job.config))
 
 

@@ -67,17 +67,19 @@ def enrol():
 
 @bp.get("/plan")
 @documented("The device's check-in: its job, model version, current round and whether it is selected for it, "
-            f"crypto parameters, hyper-parameters; a long-poll with after_version and wait (at most {MAX_WAIT_S} s)",
-            auth="device", query=PlanQuery, responses={"200": ("the plan", Plan)})
+            "crypto parameters, hyper-parameters (query: check_in=false reads without checking in; after_version "
+            f"and wait, at most {MAX_WAIT_S} s, make it a long-poll: docs/protocol.md)",
+            auth="device", responses={"200": ("the plan", Plan)})
 def plan():
     query = parse(PlanQuery, request.args.to_dict())
     db = session()
-    job, round_, state = _look(db, g.device, query.check_in)
+    device_id, job_id = g.device.id, g.device.job_id
+    job, round_, state = _look(db, device_id, job_id, query.check_in)
     if query.after_version is not None:
-        ready = query.check_in and awaits_upload(db, round_, g.device.id, state)
+        ready = query.check_in and awaits_upload(db, round_, device_id, state)
         db.commit()
         if not ready:
-            job, round_, state = _hold(db, g.device, query, job, round_, state)
+            job, round_, state = _hold(db, device_id, query, job, round_, state)
     return reply(Plan(
         job_id=job.id, job_status=job.status, model_version=job.current_version,
         round=None if round_ is None else PlanRound(
@@ -91,32 +93,39 @@ def plan():
     ))
 
 
-def _look(db, device: Device, checks_in: bool) -> tuple[Job, Round | None, CheckIn]:
+def _job(db, job_id: str) -> Job:
+    job = db.get(Job, job_id)
+    if job is None:  # deleted (with its devices) while a long-poll waited
+        raise ApiError(401, "unauthorized", "this device's job was deleted")
+    return job
+
+
+def _look(db, device_id: str, job_id: str, checks_in: bool) -> tuple[Job, Round | None, CheckIn]:
     """The device's job and current round, and its check-in (or, without one, its standing); ends the
     transaction."""
-    job = db.get(Job, device.job_id)
+    job = _job(db, job_id)
     round_ = current_round(db, job)
-    state = check_in(db, job, round_, device, selects=checks_in)
+    state = check_in(db, job, round_, device_id, selects=checks_in)
     db.commit()
     return job, round_, state
 
 
-def _hold(db, device: Device, query: PlanQuery, job: Job, round_: Round | None,
+def _hold(db, device_id: str, query: PlanQuery, job: Job, round_: Round | None,
           state: CheckIn) -> tuple[Job, Round | None, CheckIn]:
     """Long-poll: reads the job every POLL_S while its model version is at most after_version, its round and
     status are those of the first look, and `wait` seconds have not passed; no transaction is held between
     reads. When the round or status changed, the device checks in again (with check_in)."""
-    first = _key(job, round_)
+    first, job_id = _key(job, round_), job.id
     end = time.monotonic() + query.wait
     while (job.status in ACTIVE and job.current_version <= query.after_version and _key(job, round_) == first
            and time.monotonic() < end):
         time.sleep(max(0.0, min(POLL_S, end - time.monotonic())))
         db.expire_all()
-        job = db.get(Job, device.job_id)
+        job = _job(db, job_id)
         round_ = current_round(db, job)
         db.commit()
     if _key(job, round_) != first:
-        return _look(db, device, query.check_in)
+        return _look(db, device_id, job_id, query.check_in)
     return job, round_, state
 
 

@@ -18,12 +18,12 @@ from cloud.api.errors import ErrorBody
 from cloud.api.schemas import JobConfig
 
 def documented(summary: str, body=None, auth: str | None = None, responses: dict | None = None,
-               produces: str = "application/json", query: type[BaseModel] | None = None):
+               produces: str = "application/json"):
     """Annotates a view: body is a pydantic model, 'binary' or 'multipart'; each response a
-    description or (description, model); query a pydantic model of the query parameters."""
+    description or (description, model)."""
 
     def wrap(view):
-        view.openapi = {"summary": summary, "body": body, "auth": auth, "query": query,
+        view.openapi = {"summary": summary, "body": body, "auth": auth,
                         "responses": responses or {"200": "OK"}, "produces": produces}
         return view
 
@@ -90,18 +90,8 @@ def _response(status: str, answer, produces: str, components: _Components) -> di
     return {"description": description, "content": {produces: {"schema": schema}}}
 
 
-def _query_parameters(model: type[BaseModel] | None) -> list[dict]:
-    if model is None:
-        return []
-    properties = model.model_json_schema()["properties"]
-    return [{"name": name, "in": "query", "required": False, "description": field.description or "",
-             "schema": {k: v for k, v in properties[name].items() if k not in ("title", "description")}}
-            for name, field in model.model_fields.items()]
-
-
 def _operation(endpoint: str, method: str, spec: dict, parameters: list, components: _Components) -> dict:
     operation = {"summary": spec["summary"], "operationId": f"{endpoint}_{method.lower()}", "responses": {}}
-    parameters = parameters + _query_parameters(spec.get("query"))
     if parameters:
         operation["parameters"] = parameters
     body = _request_body(spec["body"], components)
