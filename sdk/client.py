@@ -1,4 +1,4 @@
-"""The device client: enrol, sync, train, encrypt, upload, personalise, predict.
+"""The device client: enrol, check in, sync, train, encrypt, upload, personalise, predict.
 
 Everything a device must remember lives in its storage directory, so that it
 resumes after a crash or restart: credentials (mode 0600), the bundle, the
