@@ -44,6 +44,8 @@ class Settings:
     max_upload_bytes: int = 64 * 1024 * 1024
     max_json_bytes: int = 64 * 1024
     tick_seconds: float = 1.0
+    enrolments_per_address: int = 20  # enrolment attempts per client address and minute
+    enrolments_per_token: int = 60  # enrolment attempts per token and minute
 
     @staticmethod
     def from_env(env=None) -> "Settings":
@@ -64,4 +66,6 @@ class Settings:
             max_upload_bytes=_int(env, "FEDWEAR_MAX_UPLOAD_BYTES", 64 * 1024 * 1024),
             max_json_bytes=_int(env, "FEDWEAR_MAX_JSON_BYTES", 64 * 1024),
             tick_seconds=float(env.get("FEDWEAR_TICK_SECONDS", "1.0")),
+            enrolments_per_address=_int(env, "FEDWEAR_ENROLMENTS_PER_ADDRESS", 20),
+            enrolments_per_token=_int(env, "FEDWEAR_ENROLMENTS_PER_TOKEN", 60),
         )

@@ -1,0 +1,48 @@
+"""Rate limit on enrolment, per client address and per token, counted in the service's database.
+
+The counters live in the database every worker already shares (one atomic upsert per key and
+minute), so the limit holds across threads, worker processes and hosts without another service,
+and the default single-machine setup (SQLite) needs nothing more. Enrolment is rare, so one small
+write per attempt costs nothing a round would notice. Every attempt counts, refused ones too, so
+guessing tokens is limited as well as enrolling many devices with one token.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cloud.api.errors import ApiError
+from cloud.db import EnrolmentAttempts
+
+WINDOW_S = 60
+
+
+def _count(db: Session, key: str, minute: int) -> int:
+    """Adds one attempt to the key's counter of this minute and returns the new count (atomic)."""
+    table = EnrolmentAttempts.__table__
+    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(key=key, minute=minute, count=1)
+    statement = statement.on_conflict_do_update(index_elements=[table.c.key, table.c.minute],
+                                                set_={"count": table.c.count + 1}).returning(table.c.count)
+    return db.execute(statement).scalar_one()
+
+
+def check_enrolment_rate(db: Session, address: str, token_hash: str, per_address: int, per_token: int) -> None:
+    """Counts one enrolment attempt; ApiError 429 (with Retry-After) when a limit is passed this minute."""
+    now = time.time()
+    minute = int(now // WINDOW_S)
+    db.execute(delete(EnrolmentAttempts).where(EnrolmentAttempts.minute < minute))
+    by_address = _count(db, f"address:{address}"[:80], minute)
+    by_token = _count(db, f"token:{token_hash}", minute)
+    db.commit()
+    retry_after = max(1, math.ceil((minute + 1) * WINDOW_S - now))
+    for count, limit, what in ((by_address, per_address, "from this address"), (by_token, per_token, "with this token")):
+        if count > limit:
+            raise ApiError(429, "enrolment_rate_limited",
+                           f"too many enrolment attempts {what} (at most {limit} a minute); "
+                           f"retry after {retry_after} s", {"Retry-After": str(retry_after)})
