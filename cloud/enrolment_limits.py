@@ -22,6 +22,16 @@ from cloud.db import EnrolmentAttempts
 WINDOW_S = 60
 
 
+def client_address(remote_addr: str, forwarded_for: str, trusted_proxies: int) -> str:
+    """The client's address: the peer's, or behind `trusted_proxies` reverse proxies the one the
+    outermost of them put in X-Forwarded-For (what a client writes there itself is ignored)."""
+    if trusted_proxies:
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies]
+    return remote_addr
+
+
 def _count(db: Session, key: str, minute: int) -> int:
     """Adds one attempt to the key's counter of this minute and returns the new count (atomic)."""
     table = EnrolmentAttempts.__table__

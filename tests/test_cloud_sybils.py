@@ -25,13 +25,16 @@ from tests.cloud_servers import Cloud, encoder_for
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def enrol(cloud, token: str, key: DeviceKey | None = None, source: str = "127.0.0.1") -> tuple[int, dict, dict]:
+def enrol(cloud, token: str, key: DeviceKey | None = None, source: str = "127.0.0.1",
+          forwarded_for: str | None = None) -> tuple[int, dict, dict]:
     """POST /v1/enrol from a chosen loopback address: (status, headers, JSON body)."""
     body = {"token": token, **({"device_key": key.public_key()} if key else {})}
     host, port = cloud.url.split("//")[1].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source, 0))
     try:
-        conn.request("POST", "/v1/enrol", json.dumps(body), {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json",
+                   **({"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {})}
+        conn.request("POST", "/v1/enrol", json.dumps(body), headers)
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), json.loads(response.read())
     finally:
@@ -84,11 +87,26 @@ def test_enrolment_is_rate_limited_per_token_and_per_address(tmp_path, bundle_di
         status, headers, body = enrol(cloud, other)
         assert (status, body["error"]) == (429, "enrolment_rate_limited") and "from this address" in body["message"]
         assert int(headers["Retry-After"]) >= 1
+        status, _, body = enrol(cloud, cloud.token(job["id"]), forwarded_for="10.9.9.9")
+        assert status == 429 and "from this address" in body["message"]  # no trusted proxy: the header is ignored
         assert enrol(cloud, other, source="127.0.0.2")[0] == 201  # another address is not held back
         guesses = [enrol(cloud, f"enr_guess{i}", source="127.0.0.2")[0] for i in range(5)]
         assert guesses == [401, 401, 401, 401, 429]  # guessing tokens counts too
         devices = requests.get(f"{cloud.url}/admin/jobs/{job['id']}/devices", headers=cloud.admin).json()
         assert len(devices["devices"]) == 5
+    finally:
+        cloud.stop()
+
+
+def test_behind_a_trusted_proxy_the_limit_counts_the_address_it_forwards(tmp_path, bundle_dir):
+    cloud = Cloud(tmp_path, env={"FEDWEAR_TRUSTED_PROXIES": "1", "FEDWEAR_ENROLMENTS_PER_ADDRESS": "2"}).start()
+    try:
+        token = cloud.token(cloud.create_job(bundle_dir)["id"], max_uses=None)
+        at_start_of_a_minute()
+        assert [enrol(cloud, token, forwarded_for="10.0.0.1")[0] for _ in range(3)] == [201, 201, 429]
+        assert enrol(cloud, token, forwarded_for="10.0.0.2")[0] == 201  # another device behind the proxy
+        # what the client wrote itself comes first; the proxy appends the address it saw
+        assert enrol(cloud, token, forwarded_for="10.0.0.3, 10.0.0.1")[0] == 429
     finally:
         cloud.stop()
 
@@ -141,6 +159,8 @@ def test_an_attested_job_refuses_uploads_its_device_key_did_not_sign(tmp_path, b
         copied = signed_upload(cloud, second, round_id, payload, signature)  # a copy of the first's bytes and signature
         assert copied.status_code == 401 and copied.json()["error"] == "bad_signature"
         assert cloud.job(job["id"])["rounds"][0]["contributors"] == 1
+        listed = requests.get(f"{cloud.url}/admin/jobs/{job['id']}/devices", headers=cloud.admin).json()["devices"]
+        assert sorted(d["device_key"] for d in listed) == sorted(k.public_key() for k in keys[:2])
         engine = create_engine(database_url)
         with engine.connect() as conn:  # what the key service can check: the device's key and its signature
             stored = conn.execute(text("SELECT d.device_key, c.signature FROM contributions c "

@@ -52,7 +52,8 @@ def test_pip_install_device_extra_then_the_readme_runs_elsewhere(cloud, bundle_d
     listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
                             capture_output=True, text=True, check=True).stdout
     installed = {line.split("==")[0].lower() for line in listed.split()} - {"pip", "setuptools", "wheel"}
-    assert installed == {"fedwear", "numpy", "tflite-runtime", "phe", "gmpy2"}  # nothing else
+    # nothing else: cryptography (device attestation) brings cffi and pycparser
+    assert installed == {"fedwear", "numpy", "tflite-runtime", "phe", "gmpy2", "cryptography", "cffi", "pycparser"}
 
     app = tmp_path / "app"
     shutil.copytree(bundle_dir, app / "bundle")  # the trainer block reads "bundle/"

@@ -21,7 +21,7 @@ from cloud.api.responses import (
 from cloud.api.schemas import EnrolRequest, Hyperparameters, MetricsReport, parse
 from cloud.credentials import authenticate_device, check_upload_signature, hash_secret
 from cloud.db import Device, DeviceReport, EnrolmentToken, Job, utcnow
-from cloud.enrolment_limits import check_enrolment_rate
+from cloud.enrolment_limits import check_enrolment_rate, client_address
 from cloud.rounds import accept_update, current_round, device_round
 from cloud.services import services, session
 from sdk.attestation import SIGNATURE_HEADER
@@ -47,8 +47,9 @@ def enrol():
     db = session()
     token_hash = hash_secret(body.token)
     settings = services().settings
-    check_enrolment_rate(db, request.remote_addr or "", token_hash, settings.enrolments_per_address,
-                         settings.enrolments_per_token)
+    address = client_address(request.remote_addr or "", request.headers.get("X-Forwarded-For", ""),
+                             settings.trusted_proxies)
+    check_enrolment_rate(db, address, token_hash, settings.enrolments_per_address, settings.enrolments_per_token)
     token = db.scalars(
         select(EnrolmentToken).where(EnrolmentToken.token_hash == token_hash).with_for_update()
     ).first()
