@@ -186,3 +186,25 @@ def test_the_sdk_makes_a_device_key_and_signs_its_uploads_to_an_attested_job(clo
         assert b"BEGIN PRIVATE KEY" in key_file.read_bytes()
     assert clients[0].device_key.public_key() != clients[1].device_key.public_key()
     cloud.wait_for_version(auth(clients[0]._credentials), 2)
+
+
+def test_an_operator_who_enrols_sybils_itself_still_reads_one_devices_update(cloud, bundle_dir, tmp_path):
+    """The honest-but-curious limit, shown rather than claimed: the operator can make tokens, so single-use
+    tokens, the rate limit and attestation cannot stop it from filling a round with devices of its own."""
+    job = cloud.create_job(bundle_dir, require_attestation=True, min_devices=3, max_devices=3)
+    victim_key = DeviceKey.load_or_create(tmp_path / "victim.pem")
+    victim = auth(enrol(cloud, cloud.token(job["id"], max_uses=1), victim_key)[2])
+    sybil_token = cloud.token(job["id"], max_uses=2)
+    sybil_keys = [DeviceKey.load_or_create(tmp_path / f"sybil{i}.pem") for i in range(2)]
+    sybils = [auth(enrol(cloud, sybil_token, key, source=f"127.0.0.{20 + i}")[2]) for i, key in enumerate(sybil_keys)]
+    plan = cloud.plan(victim)
+    round_id, values = plan["round"]["id"], plan["shared_values"]
+    update = np.random.default_rng(4).normal(0, 0.01, values)
+    payload = encoder_for(plan, seed=4).encode(update, 100, round_id=round_id).payload
+    assert signed_upload(cloud, victim, round_id, payload, victim_key.sign_upload(round_id, payload)).status_code == 200
+    for i, (sybil, key) in enumerate(zip(sybils, sybil_keys)):  # zero updates of the smallest weight
+        zero = encoder_for(plan, seed=10 + i).encode(np.zeros(values), 1, round_id=round_id).payload
+        assert signed_upload(cloud, sybil, round_id, zero, key.sign_upload(round_id, zero)).status_code == 200
+    cloud.wait_for_version(victim, 2)
+    moved = cloud.weights(victim, 2).astype(np.float64) - cloud.weights(victim, 1)
+    assert np.corrcoef(moved, update)[0, 1] > 0.999

@@ -96,3 +96,12 @@ def test_pyproject_pins_match_the_requirements_files():
     for key, version in declared.items():
         assert full.get(key, device.get(key)) == version, key
     assert project["scripts"] == {"fedwear-cloud": "cloud.cli:main", "fedwear-sim": "device_sim.cli:main"}
+
+
+def test_every_test_the_trust_model_names_exists():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Trust model", 1)[1].split("\n### ", 1)[0]
+    named = set(re.findall(r"`(test_\w+)`", section))
+    defined = {name for path in (ROOT / "tests").glob("test_*.py")
+               for name in re.findall(r"^def (test_\w+)", path.read_text(), re.M)}
+    assert len(named) >= 20 and named - defined == set()
