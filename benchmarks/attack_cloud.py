@@ -134,15 +134,6 @@ class Arena:
         return self.http.get(f"{self.cloud.url}/admin/jobs/{job_id}", headers=self.cloud.admin, timeout=60).json()[
             "rounds"]
 
-    def wait_for_version(self, device: dict, version: int, timeout: float = 120) -> dict:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            plan = self.plan(device)
-            if plan["model_version"] >= version:
-                return plan
-            time.sleep(0.2)
-        raise RuntimeError(f"model v{version} was not published within {timeout} s")
-
 
 def codes(*responses: requests.Response) -> list[str]:
     return [f"{r.status_code} {r.json().get('error', '')}".strip() for r in responses]
@@ -169,7 +160,7 @@ def sybils_share_one_token(arena: Arena) -> Outcome:
     for i, sybil in enumerate(sybils):
         zero = encoder_for(plan, 8 + i).encode(np.zeros(plan["shared_values"]), 1, round_id=round_id).payload
         arena.upload(sybil, round_id, zero)
-    arena.wait_for_version(victim, 2)
+    arena.cloud.wait_for_version(victim, 2)
     before, after = (np.frombuffer(arena.http.get(f"{arena.cloud.url}/v1/weights/{v}", headers=victim).content,
                                    "<f4") for v in (1, 2))
     correlation = float(np.corrcoef(after - before, update)[0, 1])
@@ -248,7 +239,7 @@ def replay_into_the_next_round(arena: Arena) -> Outcome:
     first = [arena.payload(plan, 11), arena.payload(plan, 12)]
     arena.upload(a, plan["round"]["id"], first[0])
     arena.upload(b, plan["round"]["id"], first[1])
-    plan2 = arena.wait_for_version(a, 2)
+    plan2 = arena.cloud.wait_for_version(a, 2)
     replays = [arena.upload(a, plan2["round"]["id"], first[0]), arena.upload(c, plan2["round"]["id"], first[1])]
     held = all(r.status_code == 400 and r.json()["error"] == "wrong_round" for r in replays)
     return Outcome("replay_into_the_next_round", held and arena.rounds(job["id"])[1]["contributors"] == 0,
