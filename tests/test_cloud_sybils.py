@@ -208,3 +208,22 @@ def test_an_operator_who_enrols_sybils_itself_still_reads_one_devices_update(clo
     cloud.wait_for_version(victim, 2)
     moved = cloud.weights(victim, 2).astype(np.float64) - cloud.weights(victim, 1)
     assert np.corrcoef(moved, update)[0, 1] > 0.999
+
+
+def test_a_fleet_takes_part_in_an_attested_job(cloud, tmp_path):
+    from click.testing import CliRunner
+
+    from device_sim.cli import main
+    from tests.test_repeat_runs import QUICK
+
+    bundle = tmp_path / "bundle"
+    assert CliRunner().invoke(main, ["export-bundle", "--subjects", "4", "--out", str(bundle)]).exit_code == 0
+    job = cloud.create_job(bundle, rounds=1, min_devices=2, max_devices=2, require_attestation=True)
+    token = cloud.token(job["id"], max_uses=2)
+    result = CliRunner().invoke(main, ["run", "--url", cloud.url, "--job", job["id"], "--token", token,
+                                       "--rounds", "1", "--out", str(tmp_path / "fleet"), *QUICK],
+                                env={"FEDWEAR_ADMIN_TOKEN": ""})
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "round   1: 2 devices" in result.output
+    assert cloud.job(job["id"])["model_version"] == 2
+    assert len(list((tmp_path / "fleet").rglob(DEVICE_KEY_FILE))) == 2  # one key per virtual device
