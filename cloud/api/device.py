@@ -137,6 +137,8 @@ def weights(version: int):
 @bp.put("/rounds/<int:round_id>/update")
 @documented(f"Upload this device's encrypted update for a round (idempotent); round_id: {ROUND_IDS}",
             body="binary", auth="device",
+            headers={SIGNATURE_HEADER: "base64 DER ECDSA-SHA256 signature by the device key (docs/protocol.md, "
+                                       "Device attestation); required when the job requires attestation"},
             responses={"200": ("accepted (or the first answer to the same update)", UploadAnswer),
                        "400": "payload refused: the error code says why (docs/protocol.md)",
                        "401": "the job requires attestation and the upload's signature is missing or wrong",
