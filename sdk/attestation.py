@@ -26,7 +26,12 @@ _ECDSA = ec.ECDSA(hashes.SHA256())
 
 def upload_message(round_id: int, payload: bytes) -> bytes:
     """The 44 bytes an upload's signature covers."""
-    return b"FWSG" + struct.pack(">Q", round_id) + hashlib.sha256(payload).digest()
+    return signed_message(round_id, hashlib.sha256(payload).digest())
+
+
+def signed_message(round_id: int, payload_sha256: bytes) -> bytes:
+    """The signed bytes from the payload's SHA-256 alone (what a checker holding only digests needs)."""
+    return b"FWSG" + struct.pack(">Q", round_id) + payload_sha256
 
 
 def _b64decode(text: str, what: str) -> bytes:
@@ -49,11 +54,17 @@ def load_public_key(device_key: str) -> ec.EllipticCurvePublicKey:
 
 def verify_upload(device_key: str, round_id: int, payload: bytes, signature: str) -> bool:
     """Whether `signature` (base64 DER) is the device key's signature of this round's payload."""
-    if not 0 <= round_id < 2**64:
+    return verify_signature(device_key, round_id, hashlib.sha256(payload).digest(), signature)
+
+
+def verify_signature(device_key: str, round_id: int, payload_sha256: bytes, signature: str) -> bool:
+    """Whether `signature` (base64 DER) is the device key's signature of the payload with this SHA-256
+    for this round: a contribution's stored `payload_sha256` and `signature` suffice to check it."""
+    if not 0 <= round_id < 2**64 or len(payload_sha256) != 32:
         return False
     try:
         load_public_key(device_key).verify(_b64decode(signature, "signature"),
-                                           upload_message(round_id, payload), _ECDSA)
+                                           signed_message(round_id, payload_sha256), _ECDSA)
     except (ValueError, InvalidSignature):
         return False
     return True

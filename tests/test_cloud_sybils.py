@@ -1,6 +1,7 @@
 """Sybils against real services: single-use tokens, the enrolment rate limit and device attestation."""
 
 import base64
+import hashlib
 import http.client
 import json
 import os
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import create_engine, text
 
 from device_sim import synthetic
-from sdk.attestation import DEVICE_KEY_FILE, SIGNATURE_HEADER, DeviceKey, verify_upload
+from sdk.attestation import DEVICE_KEY_FILE, SIGNATURE_HEADER, DeviceKey, verify_signature
 from sdk.client import FedWearClient
 from tests.cloud_servers import Cloud, encoder_for
 
@@ -163,12 +164,13 @@ def test_an_attested_job_refuses_uploads_its_device_key_did_not_sign(tmp_path, b
         assert sorted(d["device_key"] for d in listed) == sorted(k.public_key() for k in keys[:2])
         engine = create_engine(database_url)
         with engine.connect() as conn:  # what the key service can check: the device's key and its signature
-            stored = conn.execute(text("SELECT d.device_key, c.signature FROM contributions c "
+            stored = conn.execute(text("SELECT d.device_key, c.signature, c.payload_sha256 FROM contributions c "
                                        "JOIN devices d ON d.id = c.device_id WHERE c.round_id = :r"),
                                   {"r": round_id}).all()
         engine.dispose()
-        assert stored == [(keys[0].public_key(), signature)]
-        assert verify_upload(stored[0][0], round_id, payload, stored[0][1])
+        assert stored == [(keys[0].public_key(), signature, hashlib.sha256(payload).hexdigest())]
+        assert verify_signature(stored[0][0], round_id, bytes.fromhex(stored[0][2]), stored[0][1])
+        assert not verify_signature(stored[0][0], round_id + 1, bytes.fromhex(stored[0][2]), stored[0][1])
     finally:
         cloud.stop()
 
