@@ -43,16 +43,21 @@ def _count(db: Session, key: str, minute: int) -> int:
 
 
 def check_enrolment_rate(db: Session, address: str, token_hash: str, per_address: int, per_token: int) -> None:
-    """Counts one enrolment attempt; ApiError 429 (with Retry-After) when a limit is passed this minute."""
+    """Counts one enrolment attempt; ApiError 429 (with Retry-After) when a limit is passed this minute.
+
+    An address over its limit adds no token counter, so one address adds at most `per_address`
+    rows a minute, whatever tokens it makes up.
+    """
     now = time.time()
     minute = int(now // WINDOW_S)
     db.execute(delete(EnrolmentAttempts).where(EnrolmentAttempts.minute < minute))
-    by_address = _count(db, f"address:{address}"[:80], minute)
-    by_token = _count(db, f"token:{token_hash}", minute)
-    db.commit()
-    retry_after = max(1, math.ceil((minute + 1) * WINDOW_S - now))
-    for count, limit, what in ((by_address, per_address, "from this address"), (by_token, per_token, "with this token")):
+    checks = ((f"address:{address}"[:80], per_address, "from this address"),
+              (f"token:{token_hash}", per_token, "with this token"))
+    for key, limit, what in checks:
+        count = _count(db, key, minute)
+        db.commit()
         if count > limit:
+            retry_after = max(1, math.ceil((minute + 1) * WINDOW_S - now))
             raise ApiError(429, "enrolment_rate_limited",
                            f"too many enrolment attempts {what} (at most {limit} a minute); "
                            f"retry after {retry_after} s", {"Retry-After": str(retry_after)})
