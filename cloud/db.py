@@ -109,7 +109,7 @@ class Contribution(Base):
     payload_sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict] = mapped_column(JSON)
-    signature: Mapped[str | None] = mapped_column(Text, nullable=True)  # X-FedWear-Signature, when sent
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)  # verified X-FedWear-Signature (attested jobs)
     accepted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

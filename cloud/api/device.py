@@ -39,7 +39,8 @@ def _authenticate():
 
 @bp.post("/enrol")
 @documented("Enrol with an enrolment token; returns device credentials (shown once)", body=EnrolRequest,
-            responses={"201": ("enrolled", EnrolAnswer), "400": "the job requires a device_key",
+            responses={"201": ("enrolled", EnrolAnswer),
+                       "400": "invalid body or device_key, or the job requires a device_key",
                        "403": "token expired, used up or revoked",
                        "429": "too many enrolment attempts from this address or with this token (Retry-After)"})
 def enrol():
@@ -148,12 +149,13 @@ def weights(version: int):
 def upload(round_id: int):
     metrics = services().metrics
     payload = request.get_data()  # read in full before any database access (app.py)
-    signature = request.headers.get(SIGNATURE_HEADER, "")
+    signature = None  # stored with the contribution only once verified
     try:
         if session().get(Job, g.device.job_id).config.get("require_attestation"):
+            signature = request.headers.get(SIGNATURE_HEADER, "")
             check_upload_signature(g.device, round_id, payload, signature)
         answer, replayed = accept_update(session(), services().store, g.device, round_id, payload,
-                                         signature=signature or None)
+                                         signature=signature)
     except ApiError as err:
         session().rollback()
         metrics.uploads.labels(err.code).inc()
