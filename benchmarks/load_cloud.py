@@ -66,7 +66,7 @@ def main(devices: int, params: int, database_url: str | None, timeout: float, as
                 "name": "load", "rounds": 1, "min_devices": devices, "max_devices": devices,
                 "round_timeout_s": 3600, "crypto": {"max_contributors": max(devices, 2), "max_weight": 1000,
                                                     "randomiser": "short-exponent"}})
-            token = cloud.create_token(job["id"])
+            token = cloud.create_token(job["id"], max_uses=None)
             session = requests.Session()
             auths = [{"Authorization": session.post(f"{cloud.url}/v1/enrol", json={"token": token},
                                                     timeout=timeout).json()["authorization"]}

@@ -123,13 +123,15 @@ def create_job(client: AdminClient, bundle: Path, config_text: str) -> None:
 
 @admin.command("create-token")
 @click.argument("job_id")
-@click.option("--max-uses", type=int, default=1, show_default=True, help="0: unlimited")
+@click.option("--max-uses", type=click.IntRange(min=1), default=1, show_default=True,
+              help="enrolments the token allows")
+@click.option("--unlimited", is_flag=True, help="allow any number of enrolments (instead of --max-uses)")
 @click.option("--expires-in", type=int, default=86400, show_default=True, help="seconds")
 @click.pass_obj
-def create_token(client: AdminClient, job_id: str, max_uses: int, expires_in: int) -> None:
-    """Create an enrolment token (printed once)."""
+def create_token(client: AdminClient, job_id: str, max_uses: int, unlimited: bool, expires_in: int) -> None:
+    """Create an enrolment token (printed once); single-use unless told otherwise."""
     _echo_json(client.call("POST", f"/admin/jobs/{job_id}/tokens",
-                           json={"max_uses": max_uses or None, "expires_in_s": expires_in}))
+                           json={"max_uses": None if unlimited else max_uses, "expires_in_s": expires_in}))
 
 
 @admin.command("jobs")

@@ -95,6 +95,8 @@ class Device(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     token_id: Mapped[str] = mapped_column(String(32))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # base64 DER SubjectPublicKeyInfo of the device's EC P-256 key (sdk.attestation), or None
+    device_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -107,6 +109,7 @@ class Contribution(Base):
     payload_sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict] = mapped_column(JSON)
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)  # verified X-FedWear-Signature (attested jobs)
     accepted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -139,6 +142,15 @@ class SelectionCount(Base):
     __tablename__ = "selection_counts"
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
     selected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EnrolmentAttempts(Base):
+    """Enrolment attempts per key (a client address or a token hash) and minute (cloud.enrolment_limits)."""
+
+    __tablename__ = "enrolment_attempts"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # minutes since the epoch
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class JobEvent(Base):

@@ -121,7 +121,7 @@ def devices(db: Session, job: Job) -> list[dict]:
         seen = [t for t in (uploads.get(d.id), reports.get(d.id)) if t is not None]
         rows.append({"id": d.id, "name": d.name, "token_id": d.token_id, "enrolled_at": iso(d.enrolled_at),
                      "last_seen": iso(max(seen)) if seen else None, "rounds_contributed": counts.get(d.id, 0),
-                     "revoked": d.revoked})
+                     "revoked": d.revoked, "device_key": d.device_key})
     return rows
 
 

@@ -71,7 +71,7 @@ def _refuse_copies(session: Session, job_id: str, digest: str) -> None:
 
 
 def accept_update(session: Session, store: FileStore, device: Device, round_id: int,
-                  payload: bytes) -> tuple[dict, bool]:
+                  payload: bytes, signature: str | None = None) -> tuple[dict, bool]:
     """Adds one device's payload to a round; returns (answer, replayed).
 
     The same payload again gets the first answer; a different one for the
@@ -116,7 +116,7 @@ def accept_update(session: Session, store: FileStore, device: Device, round_id: 
     answer = {"accepted": True, "round_id": round_.id, "contributors": round_.contributors,
               "round_status": round_.status}
     session.add(Contribution(round_id=round_.id, device_id=device.id, payload_sha256=digest,
-                             size=len(payload), response=answer))
+                             size=len(payload), response=answer, signature=signature))
     session.commit()
     if old:
         store.sum_file(job.id, round_.id, old).unlink(missing_ok=True)

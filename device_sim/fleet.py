@@ -457,7 +457,7 @@ class Fleet:
         elif c.engine == "encrypted":
             job = self.cloud.create_job(bundle, self._job_config())
             self.job_id = job["id"]
-            token = self.cloud.create_token(job["id"])
+            token = self.cloud.create_token(job["id"], max_uses=None)  # one token for the whole simulated fleet
             self.log(f"job {self.job_id} on {self.cloud.url}; devices in {self.out / 'devices' / self.job_id}")
         trainer = TFLiteTrainer(bundle) if c.engine == "plaintext" else None
         with Progress("rounds", total=c.rounds, enabled=self.show_progress) as progress:

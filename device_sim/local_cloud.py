@@ -101,7 +101,8 @@ class CloudAdmin:
     def create_job(self, bundle: Path, config: dict) -> dict:
         return self._admin("POST", "/admin/jobs", files=job_form_files(bundle), data={"config": json.dumps(config)})
 
-    def create_token(self, job_id: str, max_uses: int | None = None, expires_in_s: int = 86400) -> str:
+    def create_token(self, job_id: str, max_uses: int | None = 1, expires_in_s: int = 86400) -> str:
+        """A new enrolment token: single-use by default, as the CLI's; max_uses=None: unlimited."""
         return self._admin("POST", f"/admin/jobs/{job_id}/tokens",
                            json={"max_uses": max_uses, "expires_in_s": expires_in_s})["token"]
 
@@ -113,7 +114,9 @@ class LocalCloud(CloudAdmin):
     """A key service and an aggregator under `work_dir`, with an operator's helpers."""
 
     def __init__(self, work_dir: Path, database_url: str | None = None, tick_seconds: float = 0.2,
-                 max_upload_bytes: int = 64 * 1024 * 1024) -> None:
+                 max_upload_bytes: int = 64 * 1024 * 1024, env: dict | None = None) -> None:
+        """`env`: more FEDWEAR_* settings of the aggregator. Its virtual devices all enrol from this machine's
+        address, so the enrolment rate limits are raised unless `env` sets them."""
         work_dir.mkdir(parents=True, exist_ok=True)
         admin_token = "adm_" + secrets.token_urlsafe(18)
         ks_token = "ks_" + secrets.token_urlsafe(18)
@@ -132,7 +135,8 @@ class LocalCloud(CloudAdmin):
              "FEDWEAR_DATABASE_URL": database_url or f"sqlite:///{work_dir / 'fedwear.db'}",
              "FEDWEAR_ADMIN_TOKEN": admin_token, "FEDWEAR_KEYSERVICE_TOKEN": ks_token,
              "FEDWEAR_KEYSERVICE_URL": f"http://127.0.0.1:{ks_port}", "FEDWEAR_TICK_SECONDS": str(tick_seconds),
-             "FEDWEAR_MAX_UPLOAD_BYTES": str(max_upload_bytes)},
+             "FEDWEAR_MAX_UPLOAD_BYTES": str(max_upload_bytes), "FEDWEAR_ENROLMENTS_PER_ADDRESS": "1000000",
+             "FEDWEAR_ENROLMENTS_PER_TOKEN": "1000000", **(env or {})},
             f"{self.url}/healthz", work_dir / "aggregator.log",
         )
 

@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from sdk.attestation import DEVICE_KEY_FILE, SIGNATURE_HEADER, DeviceKey
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE, Manifest
 from sdk.conditions import DeviceConditions
 from sdk.crypto.codec import UpdateEncoder
@@ -31,7 +32,7 @@ from sdk.crypto.params import CryptoParams
 from sdk.crypto.randomisers import RandomiserSource, make_randomiser
 from sdk.personalisation import personalise, reset_personal
 from sdk.precompute import PoolFill, PoolFirstRandomiser
-from sdk.storage import write_atomically
+from sdk.storage import write_atomically, write_private
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport, ServerError
 
@@ -104,6 +105,7 @@ class FedWearClient:
         self._randomisers: dict[str, PoolFirstRandomiser] = {}
         self._live: dict[str, RandomiserSource] = {} if live_randomisers is None else live_randomisers
         self._credentials: dict | None = None
+        self._device_key: DeviceKey | None = None
 
     # Enrolment and sync --------------------------------------------------------
     @property
@@ -115,11 +117,18 @@ class FedWearClient:
         if self._credentials is None and self._credentials_file.exists():
             self._credentials = json.loads(self._credentials_file.read_text())
         if self._credentials is None:
-            body = self.transport.request("POST", "/v1/enrol",
-                                          json_body={"token": self._token, "name": self._name}).json()
-            write_atomically(self._credentials_file, json.dumps(body).encode(), mode=0o600)
+            body = self.transport.request("POST", "/v1/enrol", json_body={
+                "token": self._token, "name": self._name, "device_key": self.device_key.public_key()}).json()
+            write_private(self._credentials_file, json.dumps(body).encode())
             self._credentials = body
         return self._credentials["device_id"]
+
+    @property
+    def device_key(self) -> DeviceKey:
+        """The device's signing key (sdk.attestation), made at the first enrolment and kept beside the credentials."""
+        if self._device_key is None:
+            self._device_key = DeviceKey.load_or_create(self.storage / DEVICE_KEY_FILE)
+        return self._device_key
 
     def _auth(self) -> dict:
         self.enrol()
@@ -316,8 +325,9 @@ class FedWearClient:
         payload = payload_file.read_bytes()
         start = time.perf_counter()
         try:
+            signature = self.device_key.sign_upload(round_["id"], payload)
             response = self.transport.request("PUT", f"/v1/rounds/{round_['id']}/update", data=payload,
-                                              headers=self._auth())
+                                              headers={**self._auth(), SIGNATURE_HEADER: signature})
         except ServerError as err:
             outcome.status = "late_refused" if err.code in LATE_REFUSALS else "refused"
             outcome.reason = f"{err.code}: {err.message}"

@@ -20,12 +20,14 @@ from cloud.api.responses import (
     reply,
 )
 from cloud.api.schemas import MAX_WAIT_S, EnrolRequest, Hyperparameters, MetricsReport, PlanQuery, parse
-from cloud.credentials import authenticate_device, hash_secret
+from cloud.credentials import authenticate_device, check_upload_signature, hash_secret
 from cloud.db import Device, DeviceReport, EnrolmentToken, Job, Round, utcnow
+from cloud.enrolment_limits import check_enrolment_rate, client_address
 from cloud.lifecycle import ACTIVE
 from cloud.rounds import accept_update, current_round, device_round
 from cloud.selection import CheckIn, admit_upload, awaits_upload, check_in
 from cloud.services import services, session
+from sdk.attestation import SIGNATURE_HEADER
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE, Manifest
 
 bp = Blueprint("device", __name__, url_prefix="/v1")
@@ -41,12 +43,20 @@ def _authenticate():
 
 @bp.post("/enrol")
 @documented("Enrol with an enrolment token; returns device credentials (shown once)", body=EnrolRequest,
-            responses={"201": ("enrolled", EnrolAnswer), "403": "token expired, used up or revoked"})
+            responses={"201": ("enrolled", EnrolAnswer),
+                       "400": "invalid body or device_key, or the job requires a device_key",
+                       "403": "token expired, used up or revoked",
+                       "429": "too many enrolment attempts from this address or with this token (Retry-After)"})
 def enrol():
     body = parse(EnrolRequest)
     db = session()
+    token_hash = hash_secret(body.token)
+    settings = services().settings
+    address = client_address(request.remote_addr or "", request.headers.get("X-Forwarded-For", ""),
+                             settings.trusted_proxies)
+    check_enrolment_rate(db, address, token_hash, settings.enrolments_per_address, settings.enrolments_per_token)
     token = db.scalars(
-        select(EnrolmentToken).where(EnrolmentToken.token_hash == hash_secret(body.token)).with_for_update()
+        select(EnrolmentToken).where(EnrolmentToken.token_hash == token_hash).with_for_update()
     ).first()
     if token is None:
         raise ApiError(401, "unauthorized", "unknown enrolment token")
@@ -56,10 +66,13 @@ def enrol():
         raise ApiError(403, "token_expired", f"this enrolment token expired at {token.expires_at.isoformat()}Z")
     if token.max_uses is not None and token.uses >= token.max_uses:
         raise ApiError(403, "token_used", "this enrolment token has been used up")
+    if body.device_key is None and db.get(Job, token.job_id).config.get("require_attestation"):
+        raise ApiError(400, "device_key_required",
+                       "this job requires attestation: send the device's public key as device_key")
     token.uses += 1
     device_id, secret = secrets.token_hex(8), secrets.token_urlsafe(24)
     db.add(Device(id=device_id, job_id=token.job_id, name=body.name, secret_hash=hash_secret(secret),
-                  token_id=token.id))
+                  token_id=token.id, device_key=body.device_key))
     db.commit()
     return reply(EnrolAnswer(device_id=device_id, device_secret=secret, job_id=token.job_id,
                              authorization=f"Bearer {device_id}.{secret}"), 201)
@@ -178,17 +191,26 @@ def weights(version: int):
 @bp.put("/rounds/<int:round_id>/update")
 @documented(f"Upload this device's encrypted update for a round (idempotent); round_id: {ROUND_IDS}",
             body="binary", auth="device",
+            headers={SIGNATURE_HEADER: "base64 DER ECDSA-SHA256 signature by the device key (docs/protocol.md, "
+                                       "Device attestation); required when the job requires attestation"},
             responses={"200": ("accepted (or the first answer to the same update)", UploadAnswer),
                        "400": "payload refused: the error code says why (docs/protocol.md)",
+                       "401": "the job requires attestation and the upload's signature is missing or wrong",
                        "404": "no such round in this device's job",
                        "409": "not selected, different update already sent, same bytes sent by another device, "
                               "round closed, full or past its deadline"})
 def upload(round_id: int):
     metrics = services().metrics
     payload = request.get_data()  # read in full before any database access (app.py)
+    signature = None  # stored with the contribution only once verified
     try:
-        admit_upload(session(), g.device, device_round(session(), g.device, round_id))
-        answer, replayed = accept_update(session(), services().store, g.device, round_id, payload)
+        round_ = device_round(session(), g.device, round_id)
+        if session().get(Job, g.device.job_id).config.get("require_attestation"):
+            signature = request.headers.get(SIGNATURE_HEADER, "")
+            check_upload_signature(g.device, round_id, payload, signature)
+        admit_upload(session(), g.device, round_)
+        answer, replayed = accept_update(session(), services().store, g.device, round_id, payload,
+                                         signature=signature)
     except ApiError as err:
         session().rollback()
         metrics.uploads.labels(err.code).inc()

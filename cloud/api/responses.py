@@ -161,6 +161,8 @@ class DeviceRow(Strict):
     last_seen: str | None = Field(description="its latest upload or report; " + TIME)
     rounds_contributed: int
     revoked: bool
+    device_key: str | None = Field(description="the public key it enrolled with (base64 DER "
+                                               "SubjectPublicKeyInfo, EC P-256), or null")
 
 
 class TokenRow(Strict):

@@ -9,9 +9,10 @@ import json
 from typing import Literal, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cloud.api.errors import ApiError
+from sdk.attestation import load_public_key
 
 Model = TypeVar("Model", bound=BaseModel)
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
@@ -63,6 +64,9 @@ class JobSettings(Strict):
                                  description="pace steering: a device not selected is told to check in again "
                                              "after this many seconds, spread by +-50%")
     hyperparameters: Hyperparameters = Hyperparameters()
+    require_attestation: bool = Field(
+        False, description="devices must send a device_key at enrolment and sign every upload "
+                           "(docs/protocol.md, Device attestation)")
 
 
 class JobConfig(JobSettings):
@@ -96,7 +100,9 @@ class PlanQuery(BaseModel):
 
 
 class TokenRequest(Strict):
-    max_uses: int | None = Field(1, ge=1, le=1_000_000, description="null: unlimited")
+    max_uses: int | None = Field(1, ge=1, le=1_000_000,
+                                 description="enrolments the token allows (default 1: single-use); "
+                                             "null, sent explicitly: unlimited")
     expires_in_s: int = Field(86400, ge=1, le=365 * 86400)
 
 
@@ -111,6 +117,15 @@ class FailRoundRequest(Strict):
 class EnrolRequest(Strict):
     token: str = Field(min_length=1, max_length=200, pattern=NO_NUL, description="the enrolment token")
     name: str = Field("", max_length=200, pattern=NO_NUL, description="a label for the operator")
+    device_key: str | None = Field(None, max_length=400, description="base64 DER SubjectPublicKeyInfo of the "
+                                                                     "device's EC P-256 key (attestation)")
+
+    @field_validator("device_key")
+    @classmethod
+    def _p256(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_public_key(value)
+        return value
 
 
 class MetricsReport(Strict):
