@@ -77,6 +77,7 @@ def plan():
         hyperparameters=Hyperparameters(**job.config["hyperparameters"]),
         bundle_sha256=job.bundle_sha256, shared_values=job.shared_values,
         min_devices=job.config["min_devices"], max_devices=job.config["max_devices"],
+        privacy=job.config.get("privacy"),
     ))
 
 

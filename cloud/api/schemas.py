@@ -12,6 +12,7 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cloud.api.errors import ApiError
+from sdk.privacy import PrivacySettings
 
 Model = TypeVar("Model", bound=BaseModel)
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
@@ -42,6 +43,16 @@ class Hyperparameters(Strict):
     personal_epochs: int = Field(5, ge=0, le=1000)
 
 
+class PrivacyConfig(Strict):
+    """Client-side differential privacy (docs/privacy.md): each device clips its update to L2 norm
+    clip_norm and adds N(0, (noise_multiplier * clip_norm)^2 / min_devices) to every value."""
+
+    clip_norm: float = Field(gt=0, le=1e6, description="L2 norm a device clips its shared-layer update to")
+    noise_multiplier: float = Field(gt=0, le=1e4, description="std of the decrypted sum's noise, in clip_norms, "
+                                                              "as long as min_devices devices are honest")
+    delta: float = Field(gt=0, lt=1, description="the delta at which the job's epsilon is reported")
+
+
 class JobSettings(Strict):
     """How a job's rounds run."""
 
@@ -54,6 +65,7 @@ class JobSettings(Strict):
     max_failed_rounds: int = Field(10, ge=0, le=100_000,
                                    description="the job stops after this many failed rounds in a row (0: never)")
     hyperparameters: Hyperparameters = Hyperparameters()
+    privacy: PrivacyConfig | None = Field(None, description="client-side differential privacy; null: off")
 
 
 class JobConfig(JobSettings):
@@ -68,6 +80,13 @@ class JobConfig(JobSettings):
             raise ValueError("max_devices must be at least min_devices")
         if self.max_devices > self.crypto.max_contributors:
             raise ValueError("max_devices must not exceed crypto.max_contributors")
+        return self
+
+    @model_validator(mode="after")
+    def _privacy(self) -> "JobConfig":
+        if self.privacy is not None:  # a PrivacyError is a ValueError: a 400 naming the field
+            PrivacySettings(**self.privacy.model_dump()).check(self.min_devices, self.crypto.quant_bits,
+                                                               self.crypto.clip)
         return self
 
 
