@@ -153,3 +153,21 @@ def test_calibrated_noise_spends_the_target_epsilon_and_no_more(target):
     z = calibrate(target, 30, 1e-5)
     assert epsilon(z, 30, 1e-5) <= target
     assert epsilon(z * 0.99, 30, 1e-5) > target
+
+
+def test_fleet_run_with_dp_epsilon_spends_it_and_reports_it(tmp_path):
+    from click.testing import CliRunner
+
+    from device_sim.cli import main as sim
+
+    result = CliRunner().invoke(sim, ["run", "--dataset", "synthetic", "--subjects", "5", "--new-users", "1",
+                                      "--rounds", "2", "--local-epochs", "1", "--baseline-epochs", "2",
+                                      "--personal-epochs", "2", "--dp-epsilon", "4", "--dp-clip", "0.5",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    dp = report["privacy"]
+    assert dp["released_rounds"] == 2 and dp["min_devices"] == 4 and dp["clip_norm"] == 0.5
+    assert 3.99 < dp["epsilon"] <= 4.0 and dp["noise_multiplier"] == pytest.approx(calibrate(4, 2, 1e-5))
+    assert f"Differential privacy: epsilon {dp['epsilon']:.2f} at delta 1e-05" in (tmp_path / "report.md").read_text()
+    assert "privacy: epsilon 4.00" in result.output
