@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.stats import norm
 
 import dp_accounting
+from cloud.cli import job_text
 from cloud.privacy_budget import calibrate, epsilon
 from sdk.bundle import job_form_files
 from sdk.crypto.params import CryptoParams
@@ -92,6 +93,8 @@ def test_a_decrypted_round_carries_noise_of_the_configured_std_and_the_overview_
     assert budget["epsilon_planned"] == pytest.approx(epsilon(z, 3, delta), abs=1e-4)
     page = requests.get(f"{cloud.url}/dashboard?job={job['id']}", auth=("admin", cloud.admin_token)).text
     assert f"epsilon <b>{budget['epsilon']:.2f}</b> spent over 1 released rounds" in page
+    text = job_text(cloud.job(job["id"]))
+    assert f"differential privacy: epsilon {budget['epsilon']:.2f} spent over 1 released rounds" in text[3]
 
 
 def test_a_job_without_privacy_reports_none(cloud, bundle_dir):
