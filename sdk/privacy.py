@@ -90,11 +90,14 @@ def privatise(update: np.ndarray, settings: PrivacySettings, min_devices: int, p
               rng: np.random.Generator | None = None) -> np.ndarray:
     """Clips the update to L2 norm C and adds this device's share N(0, (z*C)^2 / m) of the noise.
 
-    The generator is seeded from the operating system's CSPRNG unless one is given.
+    An update with a non-finite value (training diverged) counts as zero: the device still sends its
+    share of the noise, which the round's guarantee needs. The generator is seeded from the operating
+    system's CSPRNG unless one is given.
     """
     settings.check(min_devices, params.quant_bits, params.clip)
     rng = rng or np.random.default_rng(secrets.randbits(128))
-    clipped = clip_to_norm(update, settings.clip_norm)
+    update = np.asarray(update, np.float64)
+    clipped = clip_to_norm(update if np.all(np.isfinite(update)) else np.zeros(update.size), settings.clip_norm)
     return clipped + rng.normal(0.0, settings.device_std(min_devices), clipped.size)
 
 

@@ -17,7 +17,8 @@ from cloud.cli import job_text
 from cloud.privacy_budget import calibrate, epsilon
 from sdk.bundle import job_form_files
 from sdk.crypto.params import CryptoParams
-from sdk.privacy import CLIP_MARGIN, MIN_STEPS, PrivacyError, PrivacySettings, clip_to_norm, prepare_update
+from sdk.privacy import (CLIP_MARGIN, MIN_STEPS, PrivacyError, PrivacySettings, clip_to_norm, prepare_update,
+                         privatise)
 from tests.cloud_servers import encoder_for
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32)
@@ -174,3 +175,12 @@ def test_fleet_run_with_dp_epsilon_spends_it_and_reports_it(tmp_path):
     assert 3.99 < dp["epsilon"] <= 4.0 and dp["noise_multiplier"] == pytest.approx(calibrate(4, 2, 1e-5))
     assert f"Differential privacy: epsilon {dp['epsilon']:.2f} at delta 1e-05" in (tmp_path / "report.md").read_text()
     assert "privacy: epsilon 4.00" in result.output
+
+
+def test_a_diverged_update_still_sends_its_share_of_the_noise():
+    settings_ = PrivacySettings(clip_norm=1.0, noise_multiplier=2.0, delta=1e-5)
+    params = CryptoParams(clip=settings_.required_clip(4))
+    diverged = np.full(20_000, np.nan)
+    diverged[0] = np.inf
+    noisy = privatise(diverged, settings_, 4, params)
+    assert np.all(np.isfinite(noisy)) and abs(noisy.std() - settings_.device_std(4)) < 0.05 * settings_.device_std(4)
