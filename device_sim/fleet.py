@@ -408,6 +408,8 @@ class Fleet:
         c = self.config
         if c.dropout or c.stragglers or c.leave or c.join or c.faults or c.devices_per_round:
             raise ValueError("the tff engine runs every device every round: no dropout, stragglers, churn or faults")
+        if c.privacy:
+            raise ValueError("the tff engine adds no differential-privacy noise: use the encrypted or plaintext engine")
         manifest = evaluator.manifest
         settings = {"rounds": c.rounds, "epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
                     "momentum": c.momentum, "seed": c.seed, "clients": len(self.active),

@@ -138,8 +138,8 @@ def _markdown(report: dict) -> str:
              "Accuracy and macro-F1 are means over the training devices (each scored on its own test executions).",
              "", "| model | mean accuracy | mean macro-F1 |", "|---|---|---|"]
     lines += [f"| {k.replace('_', '-')} | {mean[k]:.3f} | {f1[k]:.3f} |" for k in KINDS]
-    if privacy_line(report):
-        lines += ["", privacy_line(report)]
+    if dp := privacy_line(report):
+        lines += ["", dp]
     for name, subset in report["subsets"].items():
         lines += ["", f"{subset['share_of_test_windows']:.0%} of the test windows are {SUBSETS[name]}; accuracy "
                   "on them and on the rest:", "", "| model | on them | on the rest |", "|---|---|---|"]

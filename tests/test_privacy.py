@@ -184,3 +184,14 @@ def test_a_diverged_update_still_sends_its_share_of_the_noise():
     diverged[0] = np.inf
     noisy = privatise(diverged, settings_, 4, params)
     assert np.all(np.isfinite(noisy)) and abs(noisy.std() - settings_.device_std(4)) < 0.05 * settings_.device_std(4)
+
+
+def test_the_tff_engine_refuses_dp_rather_than_report_an_epsilon_it_did_not_spend(tmp_path):
+    from click.testing import CliRunner
+
+    from device_sim.cli import main as sim
+
+    result = CliRunner().invoke(sim, ["run", "--dataset", "synthetic", "--subjects", "4", "--new-users", "0",
+                                      "--rounds", "1", "--engine", "tff", "--dp-epsilon", "4", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "the tff engine adds no differential-privacy noise" in result.output
+    assert not (tmp_path / "report.json").exists()
