@@ -6,7 +6,8 @@ updates) with `--rounds 30 --local-epochs 5`, once without DP and once per
 epsilon with `--dp-epsilon E --dp-clip C` (delta 1e-5, every round's devices
 sharing its noise), for each seed. It prints, per setting, the report's mean
 accuracy (global, personalised, local-only; new users' global and
-personalised), and their mean and spread over seeds.
+personalised), and their mean and spread over seeds; and, per seed, what always
+answering the most frequent activity scores.
 
     python benchmarks/dp_accuracy.py --data PATH/TO/sp-sw-har --seeds 0 1 --json
 """
@@ -38,6 +39,20 @@ def run(data: Path, epsilon: float | None, seed: int, args, out: Path) -> dict:
     report = json.loads((out / "report.json").read_text())
     return {"seed": seed, **{name: report[a][b] for name, (a, b) in FIGURES.items()},
             "privacy": report.get("privacy")}
+
+
+def most_frequent_class(data: Path, seed: int) -> float:
+    """Mean accuracy over the training devices of always answering the pooled training data's most frequent
+    activity: what a model that learnt nothing but the class balance scores."""
+    import numpy as np
+
+    from device_sim.datasets import load_dataset
+    from device_sim.fleet import Fleet, FleetConfig
+
+    ds = load_dataset("sp-sw-har", data, "watch", False, None, seed=seed, show_progress=False)
+    devices = Fleet(ds, FleetConfig(seed=seed), Path(tempfile.mkdtemp()), show_progress=False).participants
+    top = np.bincount(np.concatenate([p.train.labels for p in devices])).argmax()
+    return round(float(np.mean([np.mean(p.test.labels == top) for p in devices])), 4)
 
 
 def summary(runs: list[dict]) -> dict:
@@ -73,7 +88,8 @@ def main() -> None:
                         round(done[0]["privacy"]["noise_multiplier"], 4), "runs": done}
                 for label, done in runs.items()}
     print(json.dumps({"engine": args.engine, "rounds": args.rounds, "local_epochs": args.local_epochs,
-                      "clip_norm": args.clip, "delta": 1e-5, "seeds": args.seeds, "settings": settings}))
+                      "clip_norm": args.clip, "delta": 1e-5, "seeds": args.seeds, "settings": settings,
+                      "most_frequent_class": [most_frequent_class(args.data, seed) for seed in args.seeds]}))
 
 
 if __name__ == "__main__":
