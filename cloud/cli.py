@@ -158,6 +158,10 @@ def job_text(job: dict) -> list[str]:
              f"stops after {c.get('max_failed_rounds', '-')} failed rounds in a row", "",
              f"{'round':>5} {'status':<9} {'devices':>7} {'opened':<19} {'deadline':<19} {'ext':>3} "
              f"{'closed':<19} {'published':<19} note"]
+    budget = job.get("privacy_budget")
+    if budget:
+        lines.insert(3, f"differential privacy: epsilon {budget['epsilon']:.2f} spent over {budget['released_rounds']} "
+                        f"released rounds ({budget['epsilon_planned']:.2f} after all) at delta {budget['delta']:g}")
     for r in job["rounds"]:
         lines.append(f"{r['number']:>5} {r['status']:<9} {r['contributors']:>7} {_when(r['opened_at']):<19} "
                      f"{_when(r['deadline']):<19} {r['extensions']:>3} {_when(r['closed_at']):<19} "

@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from cloud import privacy_budget
 from device_sim.backends import Backend, DeviceTask, FaultyTransport, make_backend
 from device_sim.dataset import Dataset, DeviceData, pooled
 from device_sim.initial_bundle import export_initial_bundle
@@ -33,6 +34,7 @@ from sdk.client import ACTIVE_JOB, FedWearClient, local_update
 from sdk.crypto.params import CryptoParams
 from sdk.metrics import scores
 from sdk.personalisation import personalise
+from sdk.privacy import PrivacySettings, prepare_update
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport
 
@@ -73,6 +75,7 @@ class FleetConfig:
     backend: str = "threads"  # where the encrypted engine's devices run: threads, processes or ray
     ray_address: str | None = None  # a Ray cluster (default: a local Ray instance on loopback)
     seed: int = 0
+    privacy: dict | None = None  # {clip_norm, noise_multiplier, delta}: client-side DP (sdk.privacy)
 
 
 def _rounded_mean(values: list[float | None]) -> float | None:
@@ -192,8 +195,15 @@ class Fleet:
             "hyperparameters": {"epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
                                 "momentum": c.momentum, "personal_epochs": c.personal_epochs},
             "crypto": {"max_contributors": max(c.min_devices, per_round, 2), "max_weight": CryptoParams.max_weight,
-                       "randomiser": c.randomiser},
+                       "randomiser": c.randomiser, "clip": self._codec_clip()},
+            "privacy": c.privacy,
         }
+
+    def _codec_clip(self) -> float:
+        """The codec's clip: 1, or under privacy the room its noise needs (sdk.privacy.PrivacySettings)."""
+        if self.config.privacy is None:
+            return CryptoParams.clip
+        return PrivacySettings.from_dict(self.config.privacy).required_clip(self.config.min_devices)
 
     def device_dir(self, participant: Participant) -> Path:
         """A device's storage: one per job, so that a new run never reuses another job's credentials."""
@@ -356,13 +366,17 @@ class Fleet:
 
     def _plaintext_round(self, number: int, trainer: TFLiteTrainer, weights: np.ndarray) -> tuple[dict, np.ndarray]:
         on_time, _, dropped = self._troubles(self._sample())
-        hp = self._job_config()["hyperparameters"]
+        job = self._job_config()
+        params = CryptoParams(**{k: v for k, v in job["crypto"].items() if k != "randomiser"})
         started = time.perf_counter()
         deltas, sizes = [], []
         for p in on_time:
             trainer.set_weights(weights, "shared")
-            deltas.append(local_update(trainer, p.train.windows, p.train.labels, hp, self.config.seed * 1000 + number))
-            sizes.append(CryptoParams().weight_of(len(p.train)))
+            delta = local_update(trainer, p.train.windows, p.train.labels, job["hyperparameters"],
+                                 self.config.seed * 1000 + number)
+            delta, size = prepare_update(job, delta, params, len(p.train))  # as a device does before encrypting
+            deltas.append(delta)
+            sizes.append(size)
         mean = sum(w * d.astype(np.float64) for w, d in zip(sizes, deltas)) / sum(sizes)
         record = {"round": number, "model_version": number, "seconds": round(time.perf_counter() - started, 2),
                   "participants": [p.device_id for p in on_time], "dropped": [p.device_id for p in dropped],
@@ -427,6 +441,8 @@ class Fleet:
         c = self.config
         if c.dropout or c.stragglers or c.leave or c.join or c.faults or c.devices_per_round:
             raise ValueError("the tff engine runs every device every round: no dropout, stragglers, churn or faults")
+        if c.privacy:
+            raise ValueError("the tff engine adds no differential-privacy noise: use the encrypted or plaintext engine")
         manifest = evaluator.manifest
         settings = {"rounds": c.rounds, "epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
                     "momentum": c.momentum, "seed": c.seed, "clients": len(self.active),
@@ -561,6 +577,9 @@ class Fleet:
             "new_users": {"global": mean(newcomers, "global"), "personalised": mean(newcomers, "personalised"),
                           "executions_used": self.config.new_user_executions, "per_device": newcomers},
             "seconds_per_round": round(float(np.mean([r["seconds"] for r in self.rounds])), 3) if self.rounds else None,
+            "privacy": None if self.config.privacy is None else {
+                **privacy_budget.budget(self.config.privacy, sum(r["published"] for r in self.rounds), self.config.rounds),
+                "min_devices": self.config.min_devices},
             "rounds": self.rounds,
             "per_device": per_device,
         }

@@ -32,6 +32,7 @@ from sdk.crypto.params import CryptoParams
 from sdk.crypto.randomisers import RandomiserSource, make_randomiser
 from sdk.personalisation import personalise, reset_personal
 from sdk.precompute import PoolFill, PoolFirstRandomiser
+from sdk.privacy import prepare_update
 from sdk.storage import write_atomically, write_private
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport, ServerError
@@ -314,7 +315,8 @@ class FedWearClient:
             delta = local_update(self.trainer, windows, labels, plan["hyperparameters"], seed)
             outcome.train_s = time.perf_counter() - start
             start = time.perf_counter()
-            encoded = encoder.encode(delta, encoder.params.weight_of(len(labels)), round_id=round_["id"])
+            update, weight = prepare_update(plan, delta, encoder.params, len(labels))  # DP when the job asks
+            encoded = encoder.encode(update, weight, round_id=round_["id"])
             outcome.crypto_s = time.perf_counter() - start
             outcome.randomisers = encoder.randomiser.last
             outcome.clipped_fraction = encoded.clipped_fraction

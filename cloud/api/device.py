@@ -103,6 +103,7 @@ def plan():
         bundle_sha256=job.bundle_sha256, shared_values=job.shared_values,
         min_devices=job.config["min_devices"], max_devices=job.config["max_devices"],
         selected=state.selected, retry_after=state.retry_after,
+        privacy=job.config.get("privacy"),
     ))
 
 

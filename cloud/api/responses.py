@@ -10,7 +10,7 @@ from flask import Response, current_app
 from pydantic import BaseModel, Field
 
 from cloud.api.errors import ErrorBody
-from cloud.api.schemas import CryptoConfig, Hyperparameters, JobSettings, Strict
+from cloud.api.schemas import CryptoConfig, Hyperparameters, JobSettings, PrivacyConfig, Strict
 
 
 class Health(Strict):
@@ -68,6 +68,9 @@ class Plan(Strict):
                                        "selected devices' uploads count")
     retry_after: int | None = Field(description="when not selected: seconds to wait before checking in again "
                                                 "(null when selected, or when the job opens no more rounds)")
+    privacy: PrivacyConfig | None = Field(None, description="when set, clip the update to L2 norm clip_norm, add "
+                                          "N(0, (noise_multiplier * clip_norm)^2 / min_devices) to every value and "
+                                          "upload with weight crypto.max_weight (docs/privacy.md)")
 
 
 class UploadAnswer(Strict):
@@ -133,10 +136,20 @@ class JobEvent(Strict):
     reason: str
 
 
+class PrivacyBudget(PrivacyConfig):
+    """A job's differential-privacy budget (RDP accountant, no amplification by sampling; docs/privacy.md)."""
+
+    released_rounds: int = Field(description="rounds that released a sum: published, or failed with at least "
+                                             "min_devices contributions")
+    epsilon: float = Field(description="spent so far, at the job's delta")
+    epsilon_planned: float = Field(description="after all the job's rounds, at the job's delta")
+
+
 class JobSummary(JobBrief):
     config: JobSettings
     crypto: CryptoSettings
     shared_values: int
+    privacy_budget: PrivacyBudget | None = Field(description="null when the job has no differential privacy")
     rounds: list[RoundSummary]
     events: list[JobEvent]
 

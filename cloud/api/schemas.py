@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cloud.api.errors import ApiError
 from sdk.attestation import load_public_key
+from sdk.privacy import PrivacySettings
 
 Model = TypeVar("Model", bound=BaseModel)
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
@@ -43,6 +44,16 @@ class Hyperparameters(Strict):
     personal_epochs: int = Field(5, ge=0, le=1000)
 
 
+class PrivacyConfig(Strict):
+    """Client-side differential privacy (docs/privacy.md): each device clips its update to L2 norm
+    clip_norm and adds N(0, (noise_multiplier * clip_norm)^2 / min_devices) to every value."""
+
+    clip_norm: float = Field(gt=0, le=1e6, description="L2 norm a device clips its shared-layer update to")
+    noise_multiplier: float = Field(gt=0, le=1e4, description="std of the decrypted sum's noise, in clip_norms, "
+                                                              "as long as min_devices devices are honest")
+    delta: float = Field(gt=0, lt=1, description="the delta at which the job's epsilon is reported")
+
+
 class JobSettings(Strict):
     """How a job's rounds run."""
 
@@ -67,6 +78,7 @@ class JobSettings(Strict):
     require_attestation: bool = Field(
         False, description="devices must send a device_key at enrolment and sign every upload "
                            "(docs/protocol.md, Device attestation)")
+    privacy: PrivacyConfig | None = Field(None, description="client-side differential privacy; null: off")
 
 
 class JobConfig(JobSettings):
@@ -83,6 +95,13 @@ class JobConfig(JobSettings):
             raise ValueError("max_devices must not exceed crypto.max_contributors")
         if self.target_devices is not None and self.target_devices < self.min_devices:
             raise ValueError("target_devices must be at least min_devices")
+        return self
+
+    @model_validator(mode="after")
+    def _privacy(self) -> "JobConfig":
+        if self.privacy is not None:  # a PrivacyError is a ValueError: a 400 naming the field
+            PrivacySettings(**self.privacy.model_dump()).check(self.min_devices, self.crypto.quant_bits,
+                                                               self.crypto.clip)
         return self
 
 
