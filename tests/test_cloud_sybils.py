@@ -149,10 +149,11 @@ def test_an_attested_job_refuses_uploads_its_device_key_did_not_sign(tmp_path, b
                                                   keys[2].sign_upload(round_id, payload)),
             "another round": signed_upload(cloud, first, round_id, payload, keys[0].sign_upload(round_id + 1, payload)),
             "another payload": signed_upload(cloud, first, round_id, payload, keys[0].sign_upload(round_id, other)),
-            "huge round id": signed_upload(cloud, first, 2**64 + 1, payload, keys[0].sign_upload(round_id, payload)),
         }
         for what, answer in refused.items():
             assert answer.status_code == 401 and answer.json()["error"] == "bad_signature", (what, answer.text)
+        huge = signed_upload(cloud, first, 2**64 + 1, payload, keys[0].sign_upload(round_id, payload))
+        assert huge.status_code == 404 and huge.json()["error"] == "round_not_found", huge.text  # before any signature
         assert cloud.job(job["id"])["rounds"][0]["contributors"] == 0
         signature = keys[0].sign_upload(round_id, payload)
         accepted = signed_upload(cloud, first, round_id, payload, signature)
