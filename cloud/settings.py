@@ -44,6 +44,7 @@ class Settings:
     max_upload_bytes: int = 64 * 1024 * 1024
     max_json_bytes: int = 64 * 1024
     tick_seconds: float = 1.0
+    publish_at_close: bool = True
 
     @staticmethod
     def from_env(env=None) -> "Settings":
@@ -64,4 +65,5 @@ class Settings:
             max_upload_bytes=_int(env, "FEDWEAR_MAX_UPLOAD_BYTES", 64 * 1024 * 1024),
             max_json_bytes=_int(env, "FEDWEAR_MAX_JSON_BYTES", 64 * 1024),
             tick_seconds=float(env.get("FEDWEAR_TICK_SECONDS", "1.0")),
+            publish_at_close=env.get("FEDWEAR_PUBLISH_AT_CLOSE", "1") != "0",
         )

@@ -53,6 +53,9 @@ class JobSettings(Strict):
     max_extensions: int = Field(3, ge=0, le=1000)
     max_failed_rounds: int = Field(10, ge=0, le=100_000,
                                    description="the job stops after this many failed rounds in a row (0: never)")
+    subsums: int = Field(4, ge=1, le=64,
+                         description="at most this many sub-sums per round, each of at least min_devices "
+                                     "contributions, decrypted and range-checked apart (docs/encrypted-updates.md)")
     hyperparameters: Hyperparameters = Hyperparameters()
 
 
