@@ -146,11 +146,11 @@ def _accept(session: Session, device: Device, round_id: int, payload: bytes) -> 
     params = CryptoParams.from_dict(job.crypto)
     public = PublicKey.from_json(job.public_key)
     try:
-        _refuse_copies(session, round_.job_id, digest)
         shard = _lock_shard(session, round_.id)
         running = (EncryptedSum.from_bytes(shard.aggregate, params, public, job.shared_values, round_.id)
                    if shard.aggregate else EncryptedSum(params, public, job.shared_values, round_.id))
         running.add(payload)
+        _refuse_copies(session, round_.job_id, digest)
     except PayloadError as exc:
         raise _refusal(exc) from exc
     shard.aggregate, shard.contributors = running.to_bytes(), running.contributors
