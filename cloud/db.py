@@ -75,6 +75,7 @@ class Round(Base):
     # after decryption: one entry per sub-sum, {"part", "contributors", "total_weight", "dropped"} (cloud.subsums)
     subsums: Mapped[list | None] = mapped_column(JSON, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    publishing_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # a publisher's claim
     published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 

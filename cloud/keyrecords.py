@@ -7,10 +7,13 @@ content, and a restart keeps every record.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -55,6 +58,19 @@ class KeyRecords:
     def register(self, job_id: str, registration: dict) -> dict:
         """Records the job's registration unless one exists; returns the registration in force."""
         return json.loads(write_once(self._job_dir(job_id) / "registration.json", json.dumps(registration).encode()))
+
+    @contextmanager
+    def decrypting(self, job_id: str) -> Iterator[None]:
+        """Holds the job's decryption lock (a file lock: across threads and processes), so each sub-sum is
+        decrypted once even when asked for twice at the same time."""
+        path = self._job_dir(job_id) / "decrypting.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _decryption_file(self, job_id: str, round_id: int, part: int) -> Path:
         return self._job_dir(job_id) / "decrypted" / f"{round_id}-{part}.json"

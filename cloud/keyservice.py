@@ -182,10 +182,11 @@ def decrypt():
     ask = DecryptRequest.parse()
     held = _registered(ask)
     digest = hashlib.sha256(ask.aggregate).hexdigest()
-    done = _records().decryption(ask.job_id, ask.round_id, ask.part)
-    if done is None:
-        answer = _decrypt(ask, held)
-        done = _records().record_decryption(ask.job_id, ask.round_id, ask.part, digest, answer)
+    with _records().decrypting(ask.job_id):
+        done = _records().decryption(ask.job_id, ask.round_id, ask.part)
+        if done is None:
+            answer = _decrypt(ask, held)
+            done = _records().record_decryption(ask.job_id, ask.round_id, ask.part, digest, answer)
     if done["sha256"] != digest:
         raise ApiError(409, "already_decrypted", f"sub-sum {ask.part} of round {ask.round_id} was decrypted from "
                                                  "other bytes; each sub-sum is decrypted once")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,6 +40,7 @@ log = logging.getLogger("fedwear.rounds")
 # (sub-sum aggregate bytes, job, round, part) -> the key service's answer
 Decrypt = Callable[[bytes, Job, Round, int], Decryption]
 DEFAULT_SUBSUMS = 4  # cloud.api.schemas.JobSettings.subsums
+CLAIM = timedelta(seconds=150)  # how long one publisher holds a closing round (longer than a key-service call)
 
 
 def current_round(session: Session, job: Job) -> Round | None:
@@ -235,13 +236,14 @@ def publish_round(sessions: sessionmaker, store: FileStore, decrypt: Decrypt, ro
 
     Reads what it needs and ends that transaction, calls the key service, then
     writes the result in a new transaction that first checks the round is
-    still closing (another worker may have published it meanwhile). When the
-    key service cannot be reached the round stays closing, retried next tick.
+    still closing. One publisher at a time claims the round (for CLAIM, so a
+    killed one is replaced); when the key service cannot be reached the round
+    stays closing, retried next tick.
     """
+    if not _claim(sessions, round_id):
+        return False
     with sessions() as db:
         round_ = db.get(Round, round_id)
-        if round_ is None or round_.status != "closing":
-            return False
         job = db.get(Job, round_.job_id)
         calls = subsum_calls(db, job, round_)
     try:
@@ -259,11 +261,24 @@ def publish_round(sessions: sessionmaker, store: FileStore, decrypt: Decrypt, ro
     return published
 
 
+def _claim(sessions: sessionmaker, round_id: int) -> bool:
+    """Whether this caller may publish the round: it is closing and no other publisher's claim runs."""
+    now = utcnow()
+    with sessions() as db:
+        claimed = db.execute(
+            update(Round).where(Round.id == round_id, Round.status == "closing",
+                                or_(Round.publishing_until.is_(None), Round.publishing_until < now))
+            .values(publishing_until=now + CLAIM).execution_options(synchronize_session=False)).rowcount
+        db.commit()
+    return claimed == 1
+
+
 def _note(sessions: sessionmaker, round_id: int, error: str) -> None:
+    """Records why the round waits and gives up the claim, so the next tick tries again."""
     with sessions() as db:
         round_ = db.scalars(select(Round).where(Round.id == round_id).with_for_update()).one()
         if round_.status == "closing":
-            round_.error = error
+            round_.error, round_.publishing_until = error, None
         db.commit()
 
 
