@@ -195,10 +195,7 @@ def main(devices: int, params: int, workers: str, database_url: str | None, conc
                              if 1 in runs and 2 in runs else None),
         "publish_latency_s": {"devices": latency_devices, "tick_s": 1.0, "rounds": LATENCY_ROUNDS, **latency},
     }
-    if as_json:
-        print(json.dumps(result))
-    else:
-        print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=None if as_json else 2))
 
 
 if __name__ == "__main__":

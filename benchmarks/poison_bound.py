@@ -167,10 +167,7 @@ def run(devices: int, values: int, minimum: int, subsums: int, seed: int = 0) ->
 @click.option("--json", "as_json", is_flag=True)
 def main(devices: int, values: int, min_devices: int, subsums: int, as_json: bool) -> None:
     result = run(devices, values, min_devices, subsums)
-    if as_json:
-        print(json.dumps(result))
-    else:
-        print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=None if as_json else 2))
 
 
 if __name__ == "__main__":
