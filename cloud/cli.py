@@ -125,8 +125,9 @@ def register(job: dict, ks_url: str, ks_token: str) -> dict:
     from cloud.keyclient import KeyServiceError, register_job
 
     if not ks_token:
-        raise click.ClickException("set FEDWEAR_KS_ADMIN_TOKEN or pass --keyservice-admin-token to register "
-                                   f"job {job['id']} with the key service (its rounds cannot be decrypted before)")
+        raise click.ClickException(f"job {job['id']} is not registered with the key service, so its rounds cannot "
+                                   "be decrypted: set FEDWEAR_KS_ADMIN_TOKEN (or --keyservice-admin-token) and run "
+                                   f"`python -m cloud admin register-job {job['id']}`")
     try:
         return register_job(ks_url, ks_token, job)
     except KeyServiceError as exc:
