@@ -50,14 +50,22 @@ LATENCY_ROUNDS = 3  # rounds per way of publishing; their median is reported
 
 
 def bundle_with_about(params: int, out: Path) -> int:
-    """Exports a model whose shared part has about `params` values; returns the exact count."""
+    """Exports a model whose shared part has about `params` values; returns the exact count.
+
+    Up to 30,000 values the dense layer grows; beyond, the second convolution
+    does (a dense layer that wide fails the bundle's gradient check at export).
+    """
     from cloud.bundle_export import export_bundle
     from cloud.har_model import ModelConfig, build_keras_model
 
     base = ModelConfig()
-    per_unit = base.spec().features + 1 + base.num_classes
-    units = max(1, base.dense_units + round((params - base.shared_layout.size) / per_unit))
-    config = ModelConfig(dense_units=units)
+    if params <= 30_000:
+        per_unit = base.spec().features + 1 + base.num_classes
+        config = ModelConfig(dense_units=max(1, base.dense_units + round((params - base.shared_layout.size) / per_unit)))
+    else:
+        first = ModelConfig(conv_filters=(64, 64)).shared_layout.size
+        per_filter = ModelConfig(conv_filters=(64, 65)).shared_layout.size - first
+        config = ModelConfig(conv_filters=(64, max(64, 64 + round((params - first) / per_filter))))
     export_bundle(build_keras_model(config), config.spec(), out, np.zeros(6), np.ones(6))
     return config.shared_layout.size
 
