@@ -72,12 +72,21 @@ class ServiceProcess:
 
 
 class CloudAdmin:
-    """An operator's calls to a running aggregation service (no admin token: joining a job only)."""
+    """An operator's calls to a running aggregation service (no admin token: joining a job only).
 
-    def __init__(self, url: str, admin_token: str = "") -> None:
+    Creating a job also registers it with the key service, which needs the
+    key service's URL and operator token (default: FEDWEAR_KEYSERVICE_URL and
+    FEDWEAR_KS_ADMIN_TOKEN).
+    """
+
+    def __init__(self, url: str, admin_token: str = "", keyservice_url: str | None = None,
+                 ks_admin_token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.admin_token = admin_token
         self.admin = {"Authorization": f"Bearer {admin_token}"}
+        self.keyservice_url = keyservice_url or os.environ.get("FEDWEAR_KEYSERVICE_URL", "http://127.0.0.1:8765")
+        self.ks_admin_token = ks_admin_token if ks_admin_token is not None else os.environ.get(
+            "FEDWEAR_KS_ADMIN_TOKEN", "")
 
     def start(self) -> "CloudAdmin":
         """Checks that the service answers, and takes the admin token when there is one."""
@@ -104,7 +113,13 @@ class CloudAdmin:
         return response.json()
 
     def create_job(self, bundle: Path, config: dict) -> dict:
-        return self._admin("POST", "/admin/jobs", files=job_form_files(bundle), data={"config": json.dumps(config)})
+        """Creates the job on the aggregator, then registers it with the key service (the operator's token)."""
+        if not self.ks_admin_token:
+            raise ValueError("the key service must learn a new job's parameters from its operator: set "
+                             "FEDWEAR_KS_ADMIN_TOKEN (and FEDWEAR_KEYSERVICE_URL) to create jobs")
+        job = self._admin("POST", "/admin/jobs", files=job_form_files(bundle), data={"config": json.dumps(config)})
+        register_job(self.keyservice_url, self.ks_admin_token, job)
+        return job
 
     def create_token(self, job_id: str, max_uses: int | None = None, expires_in_s: int = 86400) -> str:
         return self._admin("POST", f"/admin/jobs/{job_id}/tokens",
@@ -126,11 +141,10 @@ class LocalCloud(CloudAdmin):
                  publish_at_close: bool = True) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
         admin_token = "adm_" + secrets.token_urlsafe(18)
-        ks_token, self.ks_admin_token = "ks_" + secrets.token_urlsafe(18), "ksa_" + secrets.token_urlsafe(18)
+        ks_token, ks_admin_token = "ks_" + secrets.token_urlsafe(18), "ksa_" + secrets.token_urlsafe(18)
         ks_port, port = free_port(), free_port()
-        super().__init__(f"http://127.0.0.1:{port}", admin_token)
+        super().__init__(f"http://127.0.0.1:{port}", admin_token, f"http://127.0.0.1:{ks_port}", ks_admin_token)
         self.data_dir = work_dir / "aggregator"
-        self.keyservice_url = f"http://127.0.0.1:{ks_port}"
         self.keyservice = ServiceProcess(
             ["keyservice", "--port", str(ks_port)],
             {"FEDWEAR_KS_DATA_DIR": str(work_dir / "keyservice"), "FEDWEAR_KEYSERVICE_TOKEN": ks_token,
@@ -152,12 +166,6 @@ class LocalCloud(CloudAdmin):
                 ["-c", "cloud/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "cloud.app:create_app(background=True)"],
                 {**env, "FEDWEAR_WORKERS": str(workers)}, f"{self.url}/healthz", work_dir / "aggregator.log",
                 module="gunicorn")
-
-    def create_job(self, bundle: Path, config: dict) -> dict:
-        """Creates the job on the aggregator, then registers it with the key service (the operator's token)."""
-        job = super().create_job(bundle, config)
-        register_job(self.keyservice_url, self.ks_admin_token, job)
-        return job
 
     def worker_pids(self) -> list[int]:
         """The aggregator's gunicorn worker processes (empty under the development server)."""
