@@ -34,7 +34,7 @@ from sdk.crypto import wire  # noqa: E402
 from sdk.crypto.codec import AggregateDecryptor, EncryptedSum, UpdateEncoder  # noqa: E402
 from sdk.crypto.errors import CodecError  # noqa: E402
 from sdk.crypto.keys import PrivateKey, generate_keypair  # noqa: E402
-from sdk.crypto.packing import mean_error_bound, quantise  # noqa: E402
+from sdk.crypto.packing import mean_error_bound  # noqa: E402
 from sdk.crypto.params import CryptoParams  # noqa: E402
 from sdk.crypto.randomisers import ShortExponentRandomiser  # noqa: E402
 

@@ -7,6 +7,7 @@ import threading
 import time
 
 from flask import Flask, g, request
+
 from cloud import logs
 from cloud.api import admin, device, ops
 from cloud.api.errors import ApiError, install_error_handlers

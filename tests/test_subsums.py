@@ -9,7 +9,7 @@ from cloud.subsums import Outcome, answer_problem, combine, group_shards
 from sdk.crypto.bounds import slot_problem
 from sdk.crypto.codec import AggregateDecryptor, EncryptedSum, UpdateEncoder
 from sdk.crypto.keys import generate_keypair
-from sdk.crypto.packing import mean_error_bound, quantise
+from sdk.crypto.packing import dequantise_mean, mean_error_bound, quantise
 from sdk.crypto.params import CryptoParams
 
 PARAMS = CryptoParams(max_contributors=100, max_weight=50, quant_bits=8)
@@ -61,8 +61,6 @@ def test_honest_sums_pass_the_slot_check_and_any_slot_pushed_past_its_bound_fail
 def test_honest_answers_pass_and_lies_fail_the_answer_check(count, seed):
     rng = np.random.default_rng(seed)
     sums = honest_slots(rng, count, PARAMS)
-    from sdk.crypto.packing import dequantise_mean
-
     mean, weight = dequantise_mean(sums, PARAMS), int(sums[-2])
     assert answer_problem(mean, weight, count, count, 12, PARAMS) is None
     assert "counted" in answer_problem(mean, weight, count + 1, count, 12, PARAMS)
