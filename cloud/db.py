@@ -1,4 +1,4 @@
-"""Storage schema (SQLAlchemy): jobs, rounds, devices, tokens, contributions, selections."""
+"""Storage schema (SQLAlchemy): jobs, rounds and their shard sums, devices, tokens, contributions, selections."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -69,11 +71,30 @@ class Round(Base):
     contributors: Mapped[int] = mapped_column(Integer, default=0)
     bytes_in: Mapped[int] = mapped_column(Integer, default=0)
     bytes_out: Mapped[int] = mapped_column(Integer, default=0)
-    sum_file: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    total_weight: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    total_weight: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # after decryption: one entry per sub-sum, {"part", "contributors", "total_weight", "dropped"} (cloud.subsums)
+    subsums: Mapped[list | None] = mapped_column(JSON, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    publishing_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # a publisher's claim
     published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ShardSum(Base):
+    """One shard of a round's encrypted sum: the product of the contributions added to it.
+
+    A round has a fixed number of shards (cloud.rounds.SHARDS); an upload locks
+    one, so uploads to one round add in parallel. At close the shards are
+    grouped into sub-sums (cloud.subsums) that the key service decrypts apart.
+    """
+
+    __tablename__ = "shard_sums"
+    __table_args__ = (UniqueConstraint("round_id", "shard"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    shard: Mapped[int] = mapped_column(Integer)
+    contributors: Mapped[int] = mapped_column(Integer, default=0)
+    aggregate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # wire format; None while empty
 
 
 class EnrolmentToken(Base):
@@ -102,10 +123,11 @@ class Device(Base):
 
 class Contribution(Base):
     __tablename__ = "contributions"
-    __table_args__ = (UniqueConstraint("round_id", "device_id"),)
+    __table_args__ = (UniqueConstraint("round_id", "device_id"), UniqueConstraint("round_id", "payload_sha256"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    shard: Mapped[int] = mapped_column(Integer)
     payload_sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict] = mapped_column(JSON)
@@ -166,10 +188,11 @@ class JobEvent(Base):
 
 
 def make_engine(url: str) -> Engine:
-    """An engine whose write transactions serialise per database.
+    """An engine whose write transactions serialise where they must.
 
     SQLite gets BEGIN IMMEDIATE (one writer at a time, across processes);
-    PostgreSQL rows are locked with SELECT ... FOR UPDATE where it matters.
+    PostgreSQL rows are locked with SELECT ... FOR UPDATE where it matters
+    (an upload locks one shard of its round, SKIP LOCKED).
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})

@@ -27,7 +27,7 @@ def round_row(r: Round, accuracy: float | None = None) -> dict:
         "deadline": iso(r.deadline), "closed_at": iso(r.closed_at), "published_at": iso(r.published_at),
         "seconds": None if end is None else round((end - r.opened_at).total_seconds(), 1),
         "bytes_in": r.bytes_in, "bytes_out": r.bytes_out, "total_weight": r.total_weight,
-        "reported_accuracy": accuracy, "error": r.error,
+        "reported_accuracy": accuracy, "error": r.error, "subsums": r.subsums,
     }
 
 

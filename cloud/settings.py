@@ -47,6 +47,7 @@ class Settings:
     enrolments_per_address: int = 20  # enrolment attempts per client address and minute
     enrolments_per_token: int = 60  # enrolment attempts per token and minute
     trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For names the client
+    publish_at_close: bool = True
 
     @staticmethod
     def from_env(env=None) -> "Settings":
@@ -70,4 +71,5 @@ class Settings:
             enrolments_per_address=_int(env, "FEDWEAR_ENROLMENTS_PER_ADDRESS", 20),
             enrolments_per_token=_int(env, "FEDWEAR_ENROLMENTS_PER_TOKEN", 60),
             trusted_proxies=_int(env, "FEDWEAR_TRUSTED_PROXIES", 0, minimum=0),
+            publish_at_close=env.get("FEDWEAR_PUBLISH_AT_CLOSE", "1") != "0",
         )

@@ -78,7 +78,7 @@ def test_fleet_against_an_already_running_service(wearers, cloud, tmp_path):
 
     config = FleetConfig(rounds=1, local_epochs=1, new_users=2, personal_epochs=1, baseline_epochs=1)
     fleet = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None,
-                  cloud=CloudAdmin(cloud.url, cloud.admin_token))
+                  cloud=CloudAdmin(cloud.url, cloud.admin_token, cloud.keyservice_url, cloud.ks_admin_token))
     report = fleet.run()
     assert report["rounds"][0]["published"] and report["rounds"][0]["counted"] == 6
     assert cloud.job(fleet.job_id)["model_version"] == 2

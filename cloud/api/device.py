@@ -210,12 +210,14 @@ def upload(round_id: int):
             signature = request.headers.get(SIGNATURE_HEADER, "")
             check_upload_signature(g.device, round_id, payload, signature)
         admit_upload(session(), g.device, round_)
-        answer, replayed = accept_update(session(), services().store, g.device, round_id, payload,
+        answer, replayed = accept_update(session(), g.device, round_id, payload,
                                          signature=signature)
     except ApiError as err:
         session().rollback()
         metrics.uploads.labels(err.code).inc()
         raise
+    if answer["round_status"] == "closing" and not replayed and services().publish_soon:
+        services().publish_soon(round_id)  # this upload filled the round: publish now, not at the next tick
     metrics.uploads.labels("replayed" if replayed else "accepted").inc()
     if not replayed:
         metrics.bytes_in.inc(len(payload))

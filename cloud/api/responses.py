@@ -87,6 +87,15 @@ class ReportAnswer(Strict):
 TIME = "ISO 8601 UTC time, ending in Z"
 
 
+class SubsumOutcome(Strict):
+    """One sub-sum of a round after decryption (docs/encrypted-updates.md#sub-sums)."""
+
+    part: int
+    contributors: int = Field(description="contributions the database counted in it")
+    total_weight: int | None = Field(description="as the key service decrypted it; null when refused")
+    dropped: str | None = Field(description="why it was left out of the published mean; null when kept")
+
+
 class RoundSummary(Strict):
     id: int
     number: int
@@ -103,7 +112,8 @@ class RoundSummary(Strict):
     bytes_out: int
     total_weight: int | None
     reported_accuracy: float | None = Field(description="mean accuracy the round's devices reported")
-    error: str | None = Field(description="why the round failed or is waiting, if it did or is")
+    error: str | None = Field(description="why the round failed or is waiting, or which sub-sums it dropped")
+    subsums: list[SubsumOutcome] | None = Field(None, description="after decryption: each sub-sum, kept or dropped")
 
 
 class RoundProgress(RoundSummary):

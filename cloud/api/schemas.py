@@ -74,6 +74,9 @@ class JobSettings(Strict):
     retry_after_s: float = Field(60, gt=0, le=86400,
                                  description="pace steering: a device not selected is told to check in again "
                                              "after this many seconds, spread by +-50%")
+    subsums: int = Field(4, ge=1, le=64,
+                         description="at most this many sub-sums per round, each of at least min_devices "
+                                     "contributions, decrypted and range-checked apart (docs/encrypted-updates.md)")
     hyperparameters: Hyperparameters = Hyperparameters()
     require_attestation: bool = Field(
         False, description="devices must send a device_key at enrolment and sign every upload "
