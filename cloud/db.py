@@ -132,6 +132,9 @@ class Contribution(Base):
     size: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict] = mapped_column(JSON)
     signature: Mapped[str | None] = mapped_column(Text, nullable=True)  # verified X-FedWear-Signature (attested jobs)
+    # attested jobs: the payload, for the key service to verify and multiply itself (cloud.signed_subsums); kept
+    # until the round is published or failed; deferred, so that loading a contribution does not load it
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     accepted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

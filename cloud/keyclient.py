@@ -1,4 +1,5 @@
-"""Clients of the key service: the aggregator's (public key, decrypt) and the operator's (register a job)."""
+"""Clients of the key service: the aggregator's (public key, decrypt) and the operator's (register a job and the
+device keys of an attested job)."""
 
 from __future__ import annotations
 
@@ -69,23 +70,40 @@ class KeyServiceClient:
     def public_key(self) -> PublicKey:
         return PublicKey.from_json(self._call("GET", "/public-key").text)
 
-    def decrypt(self, aggregate: bytes, job: Job, round_: Round, part: int) -> Decryption:
-        """Sub-sum `part` of a round, decrypted; KeyServiceRefusal when the key service refuses it for good."""
+    def decrypt(self, subsum: bytes, job: Job, round_: Round, part: int) -> Decryption:
+        """Sub-sum `part` of a round, decrypted; KeyServiceRefusal when the key service refuses it for good.
+
+        `subsum`: its aggregate, or for a job that requires attestation its signed contributions
+        (cloud.signed_subsums.body)."""
         query = {"job": job.id, "round": round_.id, "part": part, "params": json.dumps(job.crypto),
                  "min_contributors": job.config["min_devices"], "values": job.shared_values}
-        body = self._call("POST", "/decrypt", params=query, data=aggregate,
-                          headers={"Content-Type": "application/octet-stream"}).json()
+        kind = "application/json" if job.config.get("require_attestation") else "application/octet-stream"
+        body = self._call("POST", "/decrypt", params=query, data=subsum, headers={"Content-Type": kind}).json()
         mean = np.frombuffer(base64.b64decode(body["mean"]), "<f4").copy()
         return Decryption(mean, int(body["total_weight"]), int(body["contributors"]))
 
 
 def registration(job: dict) -> dict:
-    """What the key service must know of a job (its admin API's JSON): parameters, values, minimum, sub-sums."""
+    """What the key service must know of a job (its admin API's JSON): parameters, values, minimum, sub-sums and
+    whether it requires attestation."""
     return {"crypto": job["crypto"], "values": job["shared_values"], "min_contributors": job["config"]["min_devices"],
-            "subsums": job["config"]["subsums"]}
+            "subsums": job["config"]["subsums"],
+            "require_attestation": bool(job["config"].get("require_attestation", False))}
 
 
 def register_job(url: str, admin_token: str, job: dict, timeout: float = 30.0) -> dict:
     """The operator tells the key service a job's parameters (PUT /jobs/<id>, the key service's admin token)."""
     return _request("PUT", f"{url.rstrip('/')}/jobs/{job['id']}", admin_token, timeout,
                     json=registration(job)).json()
+
+
+def registered_job(url: str, admin_token: str, job_id: str, timeout: float = 30.0) -> dict:
+    """A job's registration with the key service (GET /jobs/<id>, the key service's admin token)."""
+    return _request("GET", f"{url.rstrip('/')}/jobs/{job_id}", admin_token, timeout).json()
+
+
+def register_device(url: str, admin_token: str, job_id: str, device_id: str, device_key: str,
+                    timeout: float = 30.0) -> dict:
+    """The operator tells the key service a device's key for an attested job (PUT /jobs/<id>/devices/<device>)."""
+    return _request("PUT", f"{url.rstrip('/')}/jobs/{job_id}/devices/{device_id}", admin_token, timeout,
+                    json={"device_key": device_key}).json()

@@ -1,4 +1,5 @@
-"""What the key service remembers, as write-once files: each job's registration and each sub-sum it decrypted.
+"""What the key service remembers, as write-once files: each job's registration, the device keys its operator
+registered for it, and each sub-sum it decrypted.
 
 A record is written once (a temporary file linked to its name, which fails
 if the name exists), so two concurrent writers agree on the first one's
@@ -59,6 +60,21 @@ class KeyRecords:
         """Records the job's registration unless one exists; returns the registration in force."""
         return json.loads(write_once(self._job_dir(job_id) / "registration.json", json.dumps(registration).encode()))
 
+    def _device_file(self, job_id: str, device_id: str) -> Path:
+        if not JOB_ID.match(device_id):
+            raise ValueError(f"device id must be 1-64 letters, digits, '-' or '_', got {device_id[:80]!r}")
+        return self._job_dir(job_id) / "devices" / f"{device_id}.json"
+
+    def device_key(self, job_id: str, device_id: str) -> str | None:
+        """The device key the operator registered for this device of the job, if any."""
+        held = self._read(self._device_file(job_id, device_id))
+        return None if held is None else held["device_key"]
+
+    def register_device(self, job_id: str, device_id: str, device_key: str) -> str:
+        """Records a device's key unless one is recorded; returns the key in force."""
+        data = json.dumps({"device_key": device_key}).encode()
+        return json.loads(write_once(self._device_file(job_id, device_id), data))["device_key"]
+
     @contextmanager
     def decrypting(self, job_id: str) -> Iterator[None]:
         """Holds the job's decryption lock (a file lock: across threads and processes), so each sub-sum is
@@ -76,10 +92,18 @@ class KeyRecords:
         return self._job_dir(job_id) / "decrypted" / f"{round_id}-{part}.json"
 
     def decryption(self, job_id: str, round_id: int, part: int) -> dict | None:
-        """{"sha256": of the aggregate, "answer": what was answered}, if sub-sum `part` of the round was decrypted."""
+        """{"sha256": of what was decrypted, "answer": what was answered, "contributions": the devices and payload
+        SHA-256s of a signed sub-sum (else empty)}, if sub-sum `part` of the round was decrypted."""
         return self._read(self._decryption_file(job_id, round_id, part))
 
-    def record_decryption(self, job_id: str, round_id: int, part: int, sha256: str, answer: dict) -> dict:
+    def round_decryptions(self, job_id: str, round_id: int) -> dict[int, dict]:
+        """Every decrypted sub-sum of the round, by part."""
+        folder = self._job_dir(job_id) / "decrypted"
+        return {int(path.stem.split("-")[1]): json.loads(path.read_text())
+                for path in folder.glob(f"{round_id}-*.json")} if folder.exists() else {}
+
+    def record_decryption(self, job_id: str, round_id: int, part: int, sha256: str, answer: dict,
+                          contributions: list[dict] | None = None) -> dict:
         """Records a decryption unless one of that sub-sum exists; returns the record in force."""
-        data = json.dumps({"sha256": sha256, "answer": answer}).encode()
+        data = json.dumps({"sha256": sha256, "answer": answer, "contributions": contributions or []}).encode()
         return json.loads(write_once(self._decryption_file(job_id, round_id, part), data))

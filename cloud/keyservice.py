@@ -2,14 +2,18 @@
 
 Its own Flask app and process, in its own trust domain, with two tokens: the
 operator's (FEDWEAR_KS_ADMIN_TOKEN) registers a job's codec parameters,
-value count, minimum and sub-sum count (PUT /jobs/<job_id>), once; the
-aggregator's (FEDWEAR_KEYSERVICE_TOKEN) can only ask for decryptions. A
-decryption is refused unless the job is registered and the caller's
-parameters are the registered ones; each (job, round, sub-sum) is decrypted
-once (the same bytes again get the stored answer, other bytes 409). The sum
-must hold at least max(floor, the registered minimum) contributions, checked
-against the count slot (decrypted first) and range-checked; every decryption
-is logged.
+value count, minimum, sub-sum count and whether it requires attestation
+(PUT /jobs/<job_id>), once, and the device keys of an attested job
+(PUT /jobs/<job_id>/devices/<device_id>); the aggregator's
+(FEDWEAR_KEYSERVICE_TOKEN) can only ask for decryptions. A decryption is
+refused unless the job is registered and the caller's parameters are the
+registered ones; each (job, round, sub-sum) is decrypted once (the same
+request again gets the stored answer, another 409). The sum must hold at
+least max(floor, the registered minimum) contributions, checked against the
+count slot (decrypted first) and range-checked; every decryption is logged.
+For an attested job the aggregator sends the sub-sum's signed contributions,
+not their product: the key service verifies them against the registered
+device keys and multiplies them itself (cloud.signed_subsums).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from cloud import logs
 from cloud.api.errors import ApiError, bearer_token, install_error_handlers, require_token
 from cloud.api.schemas import describe, load_json
 from cloud.keyrecords import JOB_ID, KeyRecords
+from cloud.signed_subsums import Checked, SignedSubsum, check
+from sdk.attestation import load_public_key
 from sdk.crypto.codec import AggregateDecryptor
 from sdk.crypto.errors import CodecError
 from sdk.crypto.keys import PrivateKey, generate_keypair
@@ -60,6 +66,8 @@ class Registration(BaseModel):
     values: int = Field(ge=1, le=100_000_000, description="shared values of the model")
     min_contributors: int = Field(ge=2, le=1_000_000, description="the job's min_devices")
     subsums: int = Field(ge=1, le=64, description="sub-sums a round may be decrypted in")
+    require_attestation: bool = Field(False, description="the job's require_attestation: decrypt only signed "
+                                                         "contributions of devices whose keys the operator registered")
 
     def params(self) -> CryptoParams:
         try:
@@ -72,9 +80,9 @@ def _records() -> KeyRecords:
     return current_app.config["KS_RECORDS"]
 
 
-def _job_id(job_id: str) -> str:
+def _job_id(job_id: str, what: str = "job") -> str:
     if not JOB_ID.match(job_id):
-        raise ApiError(400, "invalid_request", "the job id must be 1-64 letters, digits, '-' or '_'")
+        raise ApiError(400, "invalid_request", f"the {what} id must be 1-64 letters, digits, '-' or '_'")
     return job_id
 
 
@@ -130,9 +138,44 @@ def registration(job_id: str):
     return jsonify(held)
 
 
+class DeviceRegistration(BaseModel):
+    """A device key the operator registers for a device of an attested job."""
+
+    model_config = ConfigDict(extra="forbid")
+    device_key: str = Field(max_length=400, description="the device's enrolled key: base64 DER SubjectPublicKeyInfo "
+                                                        "of an EC P-256 key (docs/protocol.md, Device attestation)")
+
+
+@bp.put("/jobs/<job_id>/devices/<device_id>")
+def register_device(job_id: str, device_id: str):
+    """Operator only: a device's key for an attested job, once; the same again answers 200, another 409."""
+    _operator()
+    job_id, device_id = _job_id(job_id), _job_id(device_id, "device")
+    try:
+        wanted = DeviceRegistration.model_validate(load_json(request.get_data()))
+        load_public_key(wanted.device_key)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", describe(exc)) from exc
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", str(exc)) from exc
+    held = _records().registration(job_id)
+    if held is None:
+        raise ApiError(404, "job_not_registered", f"job {job_id} is not registered")
+    if not held.get("require_attestation"):
+        raise ApiError(409, "attestation_not_required", f"job {job_id} is registered without require_attestation: "
+                                                        "its sums are decrypted without device keys")
+    key = _records().register_device(job_id, device_id, wanted.device_key)
+    if key != wanted.device_key:
+        raise ApiError(409, "already_registered", f"device {device_id} of job {job_id} is registered with another "
+                                                  "key; a device key cannot change")
+    log.info("device registered", extra={"fields": {"job": job_id, "device": device_id}})
+    return jsonify({"job_id": job_id, "device_id": device_id, "device_key": key})
+
+
 @dataclass(frozen=True)
 class DecryptRequest:
-    """A decryption as the aggregator asks for it: query (job, round, part, params, values, min_contributors), body."""
+    """A decryption as the aggregator asks for it: query (job, round, part, params, values, min_contributors), body
+    (the sub-sum's aggregate, or for an attested job its signed contributions)."""
 
     job_id: str
     round_id: int
@@ -140,7 +183,7 @@ class DecryptRequest:
     params: CryptoParams
     values: int
     min_contributors: int
-    aggregate: bytes
+    body: bytes
 
     @staticmethod
     def parse() -> "DecryptRequest":
@@ -175,30 +218,61 @@ def _registered(ask: DecryptRequest) -> dict:
     return held
 
 
+def _signed_subsum(ask: DecryptRequest) -> SignedSubsum:
+    """The body of a decryption for an attested job: the sub-sum's signed contributions; 400 otherwise."""
+    if not ask.body.lstrip()[:1] == b"{":
+        raise ApiError(400, "invalid_request", f"job {ask.job_id} requires attestation: send the sub-sum's signed "
+                                               "contributions (JSON), not their product")
+    try:
+        return SignedSubsum.model_validate(load_json(ask.body))
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", describe(exc)) from exc
+
+
+def _checked(ask: DecryptRequest, held: dict, subsum: SignedSubsum) -> Checked:
+    """The product of a signed sub-sum whose every contribution verifies (cloud.signed_subsums); 422 otherwise."""
+    records = _records()
+    decrypted = [c for part, done in records.round_decryptions(ask.job_id, ask.round_id).items()
+                 if part != ask.part for c in done.get("contributions", [])]
+    minimum = max(current_app.config["KS_MIN_CONTRIBUTORS"], held["min_contributors"])
+    try:
+        return check(subsum, lambda device: records.device_key(ask.job_id, device), decrypted, ask.round_id,
+                     CryptoParams.from_dict(held["crypto"]), current_app.config["KS_KEY"].public, held["values"],
+                     minimum)
+    except ApiError as exc:
+        log.warning("decrypt refused", extra={"fields": {"job": ask.job_id, "round": ask.round_id, "part": ask.part,
+                                                          "reason": exc.message}})
+        raise
+
+
 @bp.post("/decrypt")
 def decrypt():
-    """Aggregator only. Body: a sub-sum aggregate. Query: job, round, part, params (JSON), values, min_contributors."""
+    """Aggregator only. Body: a sub-sum aggregate, or for an attested job its signed contributions (JSON).
+    Query: job, round, part, params (JSON), values, min_contributors."""
     _aggregator()
     ask = DecryptRequest.parse()
     held = _registered(ask)
-    digest = hashlib.sha256(ask.aggregate).hexdigest()
+    subsum = _signed_subsum(ask) if held.get("require_attestation") else None
+    digest = hashlib.sha256(ask.body).hexdigest() if subsum is None else subsum.identity()
     with _records().decrypting(ask.job_id):
         done = _records().decryption(ask.job_id, ask.round_id, ask.part)
         if done is None:
-            answer = _decrypt(ask, held)
-            done = _records().record_decryption(ask.job_id, ask.round_id, ask.part, digest, answer)
+            checked = None if subsum is None else _checked(ask, held, subsum)
+            answer = _decrypt(ask, held, ask.body if checked is None else checked.aggregate)
+            done = _records().record_decryption(ask.job_id, ask.round_id, ask.part, digest, answer,
+                                                None if checked is None else checked.contributions)
     if done["sha256"] != digest:
         raise ApiError(409, "already_decrypted", f"sub-sum {ask.part} of round {ask.round_id} was decrypted from "
-                                                 "other bytes; each sub-sum is decrypted once")
+                                                 "other contributions; each sub-sum is decrypted once")
     return jsonify(done["answer"])
 
 
-def _decrypt(ask: DecryptRequest, held: dict) -> dict:
+def _decrypt(ask: DecryptRequest, held: dict, aggregate: bytes) -> dict:
     floor = current_app.config["KS_MIN_CONTRIBUTORS"]
     fields = {"job": ask.job_id, "round": ask.round_id, "part": ask.part}
     try:
         decryptor = AggregateDecryptor(CryptoParams.from_dict(held["crypto"]), current_app.config["KS_KEY"])
-        result = decryptor.decrypt(ask.aggregate, max(floor, held["min_contributors"]), held["values"], ask.round_id)
+        result = decryptor.decrypt(aggregate, max(floor, held["min_contributors"]), held["values"], ask.round_id)
     except CodecError as exc:
         log.warning("decrypt refused", extra={"fields": {**fields, "reason": str(exc)}})
         raise ApiError(422, "refused", str(exc)) from exc

@@ -12,11 +12,11 @@ import logging
 import shutil
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cloud.api.errors import ApiError
-from cloud.db import Base, Device, Job, JobEvent, Round, ShardSum, utcnow
+from cloud.db import Base, Contribution, Device, Job, JobEvent, Round, ShardSum, utcnow
 from cloud.store import FileStore
 
 log = logging.getLogger("fedwear.lifecycle")
@@ -64,9 +64,16 @@ def consecutive_failures(session: Session, job: Job) -> int:
     return count
 
 
+def forget_payloads(session: Session, round_: Round) -> None:
+    """Drops the payloads an attested round kept for the key service (cloud.signed_subsums): it has ended."""
+    session.execute(update(Contribution).where(Contribution.round_id == round_.id, Contribution.payload.is_not(None))
+                    .values(payload=None).execution_options(synchronize_session=False))
+
+
 def round_ended(session: Session, job: Job, round_: Round) -> None:
-    """After a round was published or failed: stop, finish, or open the next round."""
+    """After a round was published or failed: drop its kept payloads, then stop, finish, or open the next round."""
     session.flush()
+    forget_payloads(session, round_)
     limit = job.config.get("max_failed_rounds", DEFAULT_MAX_FAILED_ROUNDS)
     if job.status not in ACTIVE:
         return
@@ -123,6 +130,7 @@ def abort_job(session: Session, job_id: str, reason: str = "") -> Job:
     reason = reason or "aborted by the operator"
     for round_ in _unfinished_rounds(session, job):
         _fail(round_, f"job aborted: {reason}")
+        forget_payloads(session, round_)
         record(session, job, "round_failed", f"job aborted: {reason}", round_.number)
     _set_status(session, job, "aborted", reason)
     session.commit()

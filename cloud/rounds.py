@@ -160,7 +160,8 @@ def _accept(session: Session, device: Device, round_id: int, payload: bytes,
     contributors, status = _count_on_round(session, round_, job.config["max_devices"], len(payload))
     answer = {"accepted": True, "round_id": round_.id, "contributors": contributors, "round_status": status}
     session.add(Contribution(round_id=round_.id, device_id=device.id, shard=shard.shard, payload_sha256=digest,
-                             size=len(payload), response=answer, signature=signature))
+                             size=len(payload), response=answer, signature=signature,
+                             payload=payload if job.config.get("require_attestation") else None))
     session.commit()
     return answer, False
 
