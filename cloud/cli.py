@@ -157,6 +157,32 @@ def register_job_command(client: AdminClient, job_id: str, ks_url: str, ks_token
     _echo_json(register(client.call("GET", f"/admin/jobs/{job_id}"), ks_url, ks_token))
 
 
+@admin.command("register-devices")
+@click.argument("job_id")
+@click.option("--device", "pairs", nargs=2, multiple=True, metavar="DEVICE_ID DEVICE_KEY",
+              help="Register this key (repeatable) instead of every key the aggregation service lists.")
+@keyservice_options
+@click.pass_obj
+def register_devices(client: AdminClient, job_id: str, pairs: tuple[tuple[str, str], ...], ks_url: str,
+                     ks_token: str) -> None:
+    """Register the device keys of a job that requires attestation with the key service (a device whose key is
+    not registered does not count); without --device, every unrevoked device's enrolled key."""
+    from cloud.keyclient import KeyServiceError, register_device
+
+    if not ks_token:
+        raise click.ClickException("set FEDWEAR_KS_ADMIN_TOKEN (or --keyservice-admin-token): only the key "
+                                   "service's operator registers device keys")
+    keys = dict(pairs) or {d["id"]: d["device_key"] for d in client.call("GET", f"/admin/jobs/{job_id}/devices")[
+        "devices"] if d["device_key"] and not d["revoked"]}
+    try:
+        for device_id, key in keys.items():
+            register_device(ks_url, ks_token, job_id, device_id, key)
+    except KeyServiceError as exc:
+        raise click.ClickException(f"registering device {device_id} of job {job_id} with the key service: "
+                                   f"{exc}") from exc
+    _echo_json({"job_id": job_id, "registered": sorted(keys)})
+
+
 @admin.command("create-token")
 @click.argument("job_id")
 @click.option("--max-uses", type=click.IntRange(min=1), default=1, show_default=True,

@@ -163,6 +163,8 @@ class Fleet:
         self.job_id: str | None = None
         self.backend: Backend | None = None
         self._prepared: set[str] = set()
+        self._attested = False  # the job requires attestation and the fleet registers its devices' keys
+        self._keys_registered: set[str] = set()
         self.rounds: list[dict] = []
 
     def _split(self, index: int, dense_index: int, newcomer: bool) -> tuple[DeviceData, DeviceData, DeviceData]:
@@ -285,6 +287,16 @@ class Fleet:
                     break
         return selected, checked_in
 
+    def _register_device_keys(self, chosen: list[Participant], token: str) -> None:
+        """In a job that requires attestation, the fleet, as the job's operator, registers with the key service
+        the keys of chosen devices it has not registered yet (they enrolled at check-in), before they upload."""
+        if not self._attested:
+            return
+        new = [p for p in chosen if p.device_id not in self._keys_registered]
+        clients = [self._client(p, token, 0) for p in new]
+        self.cloud.register_device_keys(self.job_id, {c.enrol(): c.device_key.public_key() for c in clients})
+        self._keys_registered.update(p.device_id for p in new)
+
     def _task(self, p: Participant, token: str, number: int, late: bool, round_id: int | None = None) -> DeviceTask:
         c = self.config
         fault_seed = zlib.crc32(f"{c.seed}/{p.device_id}/{number}".encode())
@@ -298,6 +310,7 @@ class Fleet:
         started = time.perf_counter()
         selected, checked_in = self._check_in(token)
         check_in_s = time.perf_counter() - started
+        self._register_device_keys(selected, token)
         on_time, stragglers, dropped = self._troubles(selected)
         staged = {p.device_id: self.backend.stage(p.device_id, p.train.windows, p.train.labels)
                   for p in on_time + stragglers}  # a real device has its data already: not timed
@@ -475,6 +488,8 @@ class Fleet:
             self.job_id = job["id"]
             token = self.cloud.create_token(job["id"], max_uses=None)  # one token for the whole simulated fleet
             self.log(f"job {self.job_id} on {self.cloud.url}; devices in {self.out / 'devices' / self.job_id}")
+        if c.engine == "encrypted":
+            self._attested = self.cloud.requires_attestation(self.job_id)
         trainer = TFLiteTrainer(bundle) if c.engine == "plaintext" else None
         with Progress("rounds", total=c.rounds, enabled=self.show_progress) as progress:
             for number in range(1, c.rounds + 1):

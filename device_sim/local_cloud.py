@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from cloud.keyclient import register_job
+from cloud.keyclient import register_device, register_job, registered_job
 from sdk.bundle import job_form_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +76,8 @@ class CloudAdmin:
 
     Creating a job also registers it with the key service, which needs the
     key service's URL and operator token (default: FEDWEAR_KEYSERVICE_URL and
-    FEDWEAR_KS_ADMIN_TOKEN).
+    FEDWEAR_KS_ADMIN_TOKEN); with the same token the operator registers the
+    device keys of a job that requires attestation.
     """
 
     def __init__(self, url: str, admin_token: str = "", keyservice_url: str | None = None,
@@ -120,6 +121,20 @@ class CloudAdmin:
         job = self._admin("POST", "/admin/jobs", files=job_form_files(bundle), data={"config": json.dumps(config)})
         register_job(self.keyservice_url, self.ks_admin_token, job)
         return job
+
+    def requires_attestation(self, job_id: str) -> bool:
+        """Whether the key service holds the job as requiring attestation; False without its operator token."""
+        return bool(self.ks_admin_token) and registered_job(self.keyservice_url, self.ks_admin_token,
+                                                              job_id)["require_attestation"]
+
+    def register_device_keys(self, job_id: str, keys: dict[str, str]) -> None:
+        """Registers devices' keys ({device id: device_key}) with the key service for an attested job: a device
+        whose key is not registered does not count in the job's sums."""
+        if not self.ks_admin_token:
+            raise ValueError("registering device keys with the key service needs its operator token: set "
+                             "FEDWEAR_KS_ADMIN_TOKEN (and FEDWEAR_KEYSERVICE_URL)")
+        for device_id, key in keys.items():
+            register_device(self.keyservice_url, self.ks_admin_token, job_id, device_id, key)
 
     def create_token(self, job_id: str, max_uses: int | None = 1, expires_in_s: int = 86400) -> str:
         """A new enrolment token: single-use by default, as the CLI's; max_uses=None: unlimited."""
