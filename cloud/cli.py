@@ -167,13 +167,12 @@ def register_devices(client: AdminClient, job_id: str, pairs: tuple[tuple[str, s
                      ks_token: str) -> None:
     """Register the device keys of a job that requires attestation with the key service (a device whose key is
     not registered does not count); without --device, every unrevoked device's enrolled key."""
-    from cloud.keyclient import KeyServiceError, register_device
+    from cloud.keyclient import KeyServiceError, enrolled_keys, register_device
 
     if not ks_token:
         raise click.ClickException("set FEDWEAR_KS_ADMIN_TOKEN (or --keyservice-admin-token): only the key "
                                    "service's operator registers device keys")
-    keys = dict(pairs) or {d["id"]: d["device_key"] for d in client.call("GET", f"/admin/jobs/{job_id}/devices")[
-        "devices"] if d["device_key"] and not d["revoked"]}
+    keys = dict(pairs) or enrolled_keys(client.call("GET", f"/admin/jobs/{job_id}/devices"))
     try:
         for device_id, key in keys.items():
             register_device(ks_url, ks_token, job_id, device_id, key)

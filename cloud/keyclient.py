@@ -102,6 +102,12 @@ def registered_job(url: str, admin_token: str, job_id: str, timeout: float = 30.
     return _request("GET", f"{url.rstrip('/')}/jobs/{job_id}", admin_token, timeout).json()
 
 
+def enrolled_keys(devices: dict) -> dict[str, str]:
+    """{device id: device_key} of the unrevoked devices that enrolled with a key, from the admin API's device list
+    (GET /admin/jobs/<id>/devices)."""
+    return {d["id"]: d["device_key"] for d in devices["devices"] if d["device_key"] and not d["revoked"]}
+
+
 def register_device(url: str, admin_token: str, job_id: str, device_id: str, device_key: str,
                     timeout: float = 30.0) -> dict:
     """The operator tells the key service a device's key for an attested job (PUT /jobs/<id>/devices/<device>)."""

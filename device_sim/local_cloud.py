@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from cloud.keyclient import register_device, register_job, registered_job
+from cloud.keyclient import enrolled_keys, register_device, register_job, registered_job
 from sdk.bundle import job_form_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -135,6 +135,13 @@ class CloudAdmin:
                              "FEDWEAR_KS_ADMIN_TOKEN (and FEDWEAR_KEYSERVICE_URL)")
         for device_id, key in keys.items():
             register_device(self.keyservice_url, self.ks_admin_token, job_id, device_id, key)
+
+    def register_enrolled_keys(self, job_id: str) -> dict[str, str]:
+        """Registers with the key service the key of every unrevoked device the aggregator lists for the job
+        (as `python -m cloud admin register-devices` does); returns them."""
+        keys = enrolled_keys(self._admin("GET", f"/admin/jobs/{job_id}/devices"))
+        self.register_device_keys(job_id, keys)
+        return keys
 
     def create_token(self, job_id: str, max_uses: int | None = 1, expires_in_s: int = 86400) -> str:
         """A new enrolment token: single-use by default, as the CLI's; max_uses=None: unlimited."""

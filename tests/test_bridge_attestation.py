@@ -81,6 +81,9 @@ def test_a_java_device_with_its_key_and_a_python_device_take_part_in_an_attested
 
     keyless = java("keyless")
     assert keyless.returncode != 0 and "device_key_required" in keyless.stdout + keyless.stderr
+    stored = java("java", "--device-key", "--exit-after-store")  # enrolled, its update stored, not yet sent
+    assert stored.returncode == 75, stored.stderr
+    assert len(cloud.register_enrolled_keys(job["id"])) == 2  # the operator registers both keys before the round closes
     signed = java("java", "--device-key")
     assert signed.returncode == 0 and bridge_java.last_json(signed)["status"] == "uploaded", signed.stderr
     assert cloud.job(job["id"])["rounds"][0]["contributors"] == 2

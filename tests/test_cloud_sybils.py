@@ -181,6 +181,7 @@ def test_the_sdk_makes_a_device_key_and_signs_its_uploads_to_an_attested_job(clo
     token = cloud.token(job["id"], max_uses=2)
     fleet = synthetic.generate(subjects=2, executions=2, seed=3).devices
     clients = [FedWearClient(cloud.url, token, tmp_path / f"device{i}") for i in range(2)]
+    cloud.register_device_keys(job["id"], {c.enrol(): c.device_key.public_key() for c in clients})
     outcomes = [client.participate(device.windows, device.labels) for client, device in zip(clients, fleet)]
     assert [o.status for o in outcomes] == ["uploaded", "uploaded"], [o.reason for o in outcomes]
     for i in range(2):
@@ -200,6 +201,7 @@ def test_an_operator_who_enrols_sybils_itself_still_reads_one_devices_update(clo
     sybil_token = cloud.token(job["id"], max_uses=2)
     sybil_keys = [DeviceKey.load_or_create(tmp_path / f"sybil{i}.pem") for i in range(2)]
     sybils = [auth(enrol(cloud, sybil_token, key, source=f"127.0.0.{20 + i}")[2]) for i, key in enumerate(sybil_keys)]
+    assert len(cloud.register_enrolled_keys(job["id"])) == 3  # its Sybils' keys as well as the victim's
     plan = cloud.plan(victim)
     round_id, values = plan["round"]["id"], plan["shared_values"]
     update = np.random.default_rng(4).normal(0, 0.01, values)
@@ -225,8 +227,11 @@ def test_a_fleet_takes_part_in_an_attested_job(cloud, tmp_path):
     token = cloud.token(job["id"], max_uses=2)
     result = CliRunner().invoke(main, ["run", "--url", cloud.url, "--job", job["id"], "--token", token,
                                        "--rounds", "1", "--out", str(tmp_path / "fleet"), *QUICK],
-                                env={"FEDWEAR_ADMIN_TOKEN": ""})
+                                env={"FEDWEAR_ADMIN_TOKEN": "", "FEDWEAR_KEYSERVICE_URL": cloud.keyservice_url,
+                                     "FEDWEAR_KS_ADMIN_TOKEN": cloud.ks_admin_token})  # registers its device keys
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "round   1: 2 devices" in result.output
     assert cloud.job(job["id"])["model_version"] == 2
     assert len(list((tmp_path / "fleet").rglob(DEVICE_KEY_FILE))) == 2  # one key per virtual device
+    ks_devices = Path(cloud.keyservice.env["FEDWEAR_KS_DATA_DIR"]) / "jobs" / job["id"] / "devices"
+    assert len(list(ks_devices.glob("*.json"))) == 2  # registered with the key service before they uploaded
