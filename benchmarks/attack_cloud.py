@@ -18,6 +18,7 @@ one by appending it to ATTACKS.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import itertools
 import json
@@ -41,6 +42,7 @@ import requests  # noqa: E402
 
 from benchmarks.load_cloud import bundle_with_about  # noqa: E402
 from cloud.settings import Settings  # noqa: E402
+from cloud.signed_subsums import body as signed_subsum  # noqa: E402
 from sdk.attestation import SIGNATURE_HEADER, DeviceKey  # noqa: E402
 from tests.cloud_servers import Cloud, encoder_for  # noqa: E402
 
@@ -229,6 +231,49 @@ def unsigned_uploads_to_an_attested_job(arena: Arena) -> Outcome:
                    f"{codes(*refused)}; signed {signed.status_code}; a copy with its signature {codes(copied)}")
 
 
+def aggregator_forges_a_signed_subsum(arena: Arena) -> Outcome:
+    """The aggregation service lies to the key service (with its token) about a sub-sum of an attested job:
+    a victim's real signed contribution beside zero updates it made itself, signed with its own key in two
+    honest devices' names, then under device ids whose keys the operator never registered, then the victim's
+    payload twice. The key service verifies each against the keys the operator registered: nothing decrypted."""
+    job = arena.job(require_attestation=True, min_devices=3, max_devices=3)
+    token = arena.cloud.token(job["id"], max_uses=3)
+    keys = [arena.key() for _ in range(3)]
+    enrolled = [arena.enrol(token, key)[2] for key in keys]
+    arena.cloud.register_enrolled_keys(job["id"])
+    victim = {"Authorization": enrolled[0]["authorization"]}
+    plan = arena.plan(victim)
+    round_id = plan["round"]["id"]
+    update = np.random.default_rng(9).normal(0, 0.01, plan["shared_values"])
+    payload = encoder_for(plan, 9).encode(update, 100, round_id=round_id).payload
+    real = (enrolled[0]["device_id"], keys[0].sign_upload(round_id, payload), payload)
+    arena.upload(victim, round_id, payload, real[1])
+    own = arena.key()
+    zeros = [encoder_for(plan, 90 + i).encode(np.zeros(plan["shared_values"]), 1, round_id=round_id).payload
+             for i in range(2)]
+    lies = {"honest devices' names": [real] + [(enrolled[i + 1]["device_id"], own.sign_upload(round_id, z), z)
+                                               for i, z in enumerate(zeros)],
+            "unregistered keys": [real] + [(f"sybil{i}", own.sign_upload(round_id, z), z) for i, z in enumerate(zeros)],
+            "the victim's payload twice": [real, (enrolled[1]["device_id"], real[1], payload),
+                                           (enrolled[2]["device_id"], own.sign_upload(round_id, zeros[0]), zeros[0])]}
+    query = {"job": job["id"], "round": round_id, "part": 0, "params": json.dumps(job["crypto"]),
+             "min_contributors": 3, "values": job["shared_values"]}
+    ks_token = arena.cloud.keyservice.env["FEDWEAR_KEYSERVICE_TOKEN"]
+    answers = {lie: arena.http.post(f"{arena.cloud.keyservice_url}/decrypt", params=query, data=signed_subsum(rows),
+                                    headers={"Authorization": f"Bearer {ks_token}",
+                                             "Content-Type": "application/json"}, timeout=120)
+               for lie, rows in lies.items()}
+    recovered = 0
+    for answer in answers.values():
+        if answer.status_code == 200:
+            mean = np.frombuffer(base64.b64decode(answer.json()["mean"]), "<f4")
+            recovered += int(np.corrcoef(mean, update)[0, 1] > 0.99)
+    held = all(a.status_code == 422 and "fail verification" in a.json()["message"] for a in answers.values())
+    return Outcome("aggregator_forges_a_signed_subsum", held,
+                   "; ".join(f"{lie}: {codes(a)[0]} ({a.json().get('message', '')[:90]})" for lie, a in answers.items()),
+                   sybil_recoveries=recovered)
+
+
 # Replays and copies -------------------------------------------------------------------------------
 
 def replay_into_the_next_round(arena: Arena) -> Outcome:
@@ -387,8 +432,8 @@ def wrong_dashboard_user(arena: Arena) -> Outcome:
 
 ATTACKS: list[Callable[[Arena], Outcome]] = [
     sybils_share_one_token, sybil_farm_from_one_address, sybil_farm_from_many_addresses, guessing_tokens,
-    unsigned_uploads_to_an_attested_job, replay_into_the_next_round, copy_of_another_devices_payload,
-    crafted_payloads, slow_body, chunked_json_over_the_limit, deeply_nested_json, huge_round_ids, nul_bytes,
+    unsigned_uploads_to_an_attested_job, aggregator_forges_a_signed_subsum, replay_into_the_next_round,
+    copy_of_another_devices_payload, crafted_payloads, slow_body, chunked_json_over_the_limit, deeply_nested_json, huge_round_ids, nul_bytes,
     made_up_http_methods, another_jobs_round, wrong_dashboard_user,
 ]
 

@@ -14,8 +14,8 @@ def test_every_attack_is_held_and_the_summary_is_clean(database_url):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     outcomes = {o["attack"]: o for o in result["outcomes"]}
     assert [name for name, o in outcomes.items() if not o["defended"]] == [], outcomes
-    assert {"sybils_share_one_token", "unsigned_uploads_to_an_attested_job", "replay_into_the_next_round",
-            "slow_body", "wrong_dashboard_user"} <= set(outcomes)
+    assert {"sybils_share_one_token", "unsigned_uploads_to_an_attested_job", "aggregator_forges_a_signed_subsum",
+            "replay_into_the_next_round", "slow_body", "wrong_dashboard_user"} <= set(outcomes)
     assert result["summary"] == {"attacks": len(outcomes), "server_errors": 0, "halted_jobs": 0,
                                  "undetected_poisoning": 0, "sybil_recoveries": 0, "lost": 0, "double": 0,
                                  "undefended": []}
