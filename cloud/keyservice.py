@@ -34,7 +34,7 @@ from cloud import logs
 from cloud.api.errors import ApiError, bearer_token, install_error_handlers, require_token
 from cloud.api.schemas import describe, load_json
 from cloud.keyrecords import JOB_ID, KeyRecords
-from cloud.signed_subsums import Checked, SignedSubsum, check
+from cloud.signed_subsums import Checked, SignedSubsum, SubsumRefused, check
 from sdk.attestation import load_public_key
 from sdk.crypto.codec import AggregateDecryptor
 from sdk.crypto.errors import CodecError
@@ -239,10 +239,10 @@ def _checked(ask: DecryptRequest, held: dict, subsum: SignedSubsum) -> Checked:
         return check(subsum, lambda device: records.device_key(ask.job_id, device), decrypted, ask.round_id,
                      CryptoParams.from_dict(held["crypto"]), current_app.config["KS_KEY"].public, held["values"],
                      minimum)
-    except ApiError as exc:
+    except SubsumRefused as exc:
         log.warning("decrypt refused", extra={"fields": {"job": ask.job_id, "round": ask.round_id, "part": ask.part,
-                                                          "reason": exc.message}})
-        raise
+                                                          "reason": str(exc)}})
+        raise ApiError(422, "refused", str(exc)) from exc
 
 
 @bp.post("/decrypt")

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cloud.api.errors import ApiError
 from sdk.attestation import verify_signature
 from sdk.crypto.codec import EncryptedSum
 from sdk.crypto.errors import PayloadError
@@ -72,6 +71,10 @@ def body(rows: Iterable[tuple[str, str, bytes]]) -> bytes:
     ]}).encode()
 
 
+class SubsumRefused(ValueError):
+    """A signed sub-sum the key service refuses to decrypt; the message says why (answered 422)."""
+
+
 @dataclass(frozen=True)
 class Checked:
     """A signed sub-sum that passed: the product of its payloads, and what the key service records of it."""
@@ -109,23 +112,23 @@ def _problems(subsum: SignedSubsum, device_key: Callable[[str], str | None], dec
 
 def check(subsum: SignedSubsum, device_key: Callable[[str], str | None], decrypted: Iterable[dict],
           round_id: int, params: CryptoParams, public: PublicKey, values: int, minimum: int) -> Checked:
-    """The product of a signed sub-sum's payloads, if every contribution verifies; ApiError 422 naming the
+    """The product of a signed sub-sum's payloads, if every contribution verifies; SubsumRefused naming the
     failing ones otherwise. `decrypted`: the {"device_id", "payload_sha256"} of the round's sub-sums already
     decrypted; `minimum`: the fewest contributions the key service decrypts."""
     count = len(subsum.contributions)
     if count < minimum:
-        raise ApiError(422, "refused", f"the sub-sum holds {count} contributions; at least {minimum} verified "
-                                       "ones are needed before it may be decrypted")
+        raise SubsumRefused(f"the sub-sum holds {count} contributions; at least {minimum} verified "
+                            "ones are needed before it may be decrypted")
     problems = _problems(subsum, device_key, list(decrypted), round_id)
     if problems:
         more = f"; and {len(problems) - LISTED_PROBLEMS} more" if len(problems) > LISTED_PROBLEMS else ""
-        raise ApiError(422, "refused", f"{len(problems)} of {count} contributions fail verification: "
-                                       + "; ".join(problems[:LISTED_PROBLEMS]) + more)
+        raise SubsumRefused(f"{len(problems)} of {count} contributions fail verification: "
+                            + "; ".join(problems[:LISTED_PROBLEMS]) + more)
     product = EncryptedSum(params, public, values, round_id)
     for c in subsum.contributions:
         try:
             product.add(c.payload)
         except PayloadError as exc:
-            raise ApiError(422, "refused", f"device {c.device_id}'s payload: {exc}") from exc
+            raise SubsumRefused(f"device {c.device_id}'s payload: {exc}") from exc
     return Checked(product.to_bytes(), [{"device_id": c.device_id, "payload_sha256": c.payload_sha256}
                                         for c in subsum.contributions])
