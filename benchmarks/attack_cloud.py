@@ -270,7 +270,8 @@ def aggregator_forges_a_signed_subsum(arena: Arena) -> Outcome:
             recovered += int(np.corrcoef(mean, update)[0, 1] > 0.99)
     held = all(a.status_code == 422 and "fail verification" in a.json()["message"] for a in answers.values())
     return Outcome("aggregator_forges_a_signed_subsum", held,
-                   "; ".join(f"{lie}: {codes(a)[0]} ({a.json().get('message', '')[:90]})" for lie, a in answers.items()),
+                   "; ".join(f"{lie}: {codes(a)[0]} ({a.json().get('message', '')[:90]})"
+                             for lie, a in answers.items()),
                    sybil_recoveries=recovered)
 
 
@@ -433,8 +434,8 @@ def wrong_dashboard_user(arena: Arena) -> Outcome:
 ATTACKS: list[Callable[[Arena], Outcome]] = [
     sybils_share_one_token, sybil_farm_from_one_address, sybil_farm_from_many_addresses, guessing_tokens,
     unsigned_uploads_to_an_attested_job, aggregator_forges_a_signed_subsum, replay_into_the_next_round,
-    copy_of_another_devices_payload, crafted_payloads, slow_body, chunked_json_over_the_limit, deeply_nested_json, huge_round_ids, nul_bytes,
-    made_up_http_methods, another_jobs_round, wrong_dashboard_user,
+    copy_of_another_devices_payload, crafted_payloads, slow_body, chunked_json_over_the_limit, deeply_nested_json,
+    huge_round_ids, nul_bytes, made_up_http_methods, another_jobs_round, wrong_dashboard_user,
 ]
 
 LIMITED = (sybil_farm_from_one_address, sybil_farm_from_many_addresses, guessing_tokens)  # on the rate limit
