@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from cloud.keyclient import enrolled_keys, register_device, register_job, registered_job
+from cloud.keyclient import KeyServiceError, enrolled_keys, register_device, register_job, registered_job
 from sdk.bundle import job_form_files
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -124,8 +124,12 @@ class CloudAdmin:
 
     def requires_attestation(self, job_id: str) -> bool:
         """Whether the key service holds the job as requiring attestation; False without its operator token."""
-        return bool(self.ks_admin_token) and registered_job(self.keyservice_url, self.ks_admin_token,
-                                                              job_id)["require_attestation"]
+        if not self.ks_admin_token:
+            return False
+        try:
+            return registered_job(self.keyservice_url, self.ks_admin_token, job_id).get("require_attestation", False)
+        except KeyServiceError as exc:
+            raise ValueError(f"reading job {job_id}'s registration from the key service: {exc}") from exc
 
     def register_device_keys(self, job_id: str, keys: dict[str, str]) -> None:
         """Registers devices' keys ({device id: device_key}) with the key service for an attested job: a device
@@ -134,7 +138,10 @@ class CloudAdmin:
             raise ValueError("registering device keys with the key service needs its operator token: set "
                              "FEDWEAR_KS_ADMIN_TOKEN (and FEDWEAR_KEYSERVICE_URL)")
         for device_id, key in keys.items():
-            register_device(self.keyservice_url, self.ks_admin_token, job_id, device_id, key)
+            try:
+                register_device(self.keyservice_url, self.ks_admin_token, job_id, device_id, key)
+            except KeyServiceError as exc:
+                raise ValueError(f"registering device {device_id}'s key with the key service: {exc}") from exc
 
     def register_enrolled_keys(self, job_id: str) -> dict[str, str]:
         """Registers with the key service the key of every unrevoked device the aggregator lists for the job
