@@ -220,7 +220,7 @@ def _registered(ask: DecryptRequest) -> dict:
 
 def _signed_subsum(ask: DecryptRequest) -> SignedSubsum:
     """The body of a decryption for an attested job: the sub-sum's signed contributions; 400 otherwise."""
-    if not ask.body.lstrip()[:1] == b"{":
+    if ask.body.lstrip()[:1] != b"{":
         raise ApiError(400, "invalid_request", f"job {ask.job_id} requires attestation: send the sub-sum's signed "
                                                "contributions (JSON), not their product")
     try:
