@@ -83,11 +83,11 @@ class Checked:
     contributions: list[dict]  # {"device_id", "payload_sha256"} each
 
 
-def _problems(subsum: SignedSubsum, device_key: Callable[[str], str | None], decrypted: Iterable[dict],
+def _problems(subsum: SignedSubsum, device_key: Callable[[str], str | None], decrypted: list[dict],
               round_id: int) -> list[str]:
     """Why contributions cannot count, one line each (empty when every one verifies)."""
     used_devices = {c["device_id"] for c in decrypted}
-    used_payloads = {c["payload_sha256"]: c["device_id"] for c in decrypted}
+    used_payloads = {c["payload_sha256"] for c in decrypted}
     seen_devices: set[str] = set()
     seen_payloads: dict[str, str] = {}
     problems = []
