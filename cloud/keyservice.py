@@ -118,7 +118,7 @@ def register(job_id: str):
     if params.key_bits != bits:
         raise ApiError(400, "invalid_request", f"crypto.key_bits is {params.key_bits}, this key service's key has {bits}")
     body = wanted.model_dump() | {"crypto": params.to_dict()}
-    held = _records().register(job_id, body)
+    held = {"require_attestation": False, **_records().register(job_id, body)}  # as registered before the field
     if held != body:
         raise ApiError(409, "already_registered", f"job {job_id} is registered with other parameters; "
                                                   "a registration cannot change")
