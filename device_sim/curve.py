@@ -29,12 +29,13 @@ from device_sim.fleet import Fleet, FleetConfig
 from device_sim.partitions import within_subject
 from device_sim.progress import Progress
 from sdk.decoding import TransitionModel, decode, transition_counts
-from sdk.personalisation import HeadChoice, held_out_heads, personalise, pick_weight, predict_blended
+from sdk.personalisation import blend, held_out_heads, personalise, pick_weight
 from sdk.trainer import TFLiteTrainer
 
 LABELLED = ("1", "2", "3", "all")  # labelled executions of a new wearer
 VARIANTS = ("decoded", "raw")  # with and without activity-sequence decoding
 MODELS = ("local_only", "personalised", "personal_head", "global")
+REFERENCES = ("chosen_by_accuracy", "even_blend")  # other head choices, scored beside (even_blend: fixed 0.5)
 WORSE = {"worse_than_global_2pts": 0.02, "worse_than_global_5pts": 0.05}
 
 
@@ -94,6 +95,7 @@ class FoldRun:
             server_settings=dict(c.server_settings), seed=self.seed), self.work, show_progress=False,
             log=lambda *_: None)
         self.weights = fleet.train()
+        np.save(self.work / "final_shared.npy", self.weights)
         self.bundle, self.initial = fleet.bundle, fleet.initial_weights
         classes = len(self.dataset.label_names)
         self.transitions = TransitionModel.from_counts(
@@ -128,13 +130,21 @@ class FoldRun:
                               c.batch_size, c.lr, c.momentum, seed=self.seed)
         personalise(federated, labelled.windows, labelled.labels, c.personal_epochs, c.batch_size, c.lr, c.momentum,
                     seed=self.seed)
-        choices: dict[str, HeadChoice] = {"decoded": pick_weight(held, self.transitions), "raw": pick_weight(held)}
-        personalised = {variant: _accuracy(predict_blended(federated, test.windows, choice), test,
-                                           self.transitions)[variant] for variant, choice in choices.items()}
+        heads = federated.predict_proba(test.windows, "global"), federated.predict_proba(test.windows, "personal")
+
+        def chosen(by: str) -> tuple[dict, dict]:
+            choices = {"decoded": pick_weight(held, self.transitions, by), "raw": pick_weight(held, by=by)}
+            return ({variant: _accuracy(blend(*heads, choice.personal_weight), test, self.transitions)[variant]
+                     for variant, choice in choices.items()},
+                    {variant: choice.personal_weight for variant, choice in choices.items()})
+
+        personalised, weights = chosen("likelihood")
+        by_accuracy, accuracy_weights = chosen("accuracy")
         return {"local_only": _accuracy(local.predict_proba(test.windows), test, self.transitions),
-                "personalised": personalised,
-                "personal_head": _accuracy(federated.predict_proba(test.windows, "personal"), test, self.transitions),
-                "personal_weight": {variant: choice.personal_weight for variant, choice in choices.items()},
+                "personalised": personalised, "personal_weight": weights,
+                "chosen_by_accuracy": by_accuracy, "chosen_by_accuracy_weight": accuracy_weights,
+                "personal_head": _accuracy(heads[1], test, self.transitions),
+                "even_blend": _accuracy(blend(*heads, 0.5), test, self.transitions),
                 "labelled_windows": len(labelled)}
 
     def _within(self, train: DeviceData, test: DeviceData, federated: TFLiteTrainer, central: TFLiteTrainer) -> dict:
@@ -213,6 +223,10 @@ def _summarise(runs: list[dict], models: tuple[str, ...], draws: int) -> dict:
         for name, points in WORSE.items():
             summary[name] = round(float(np.mean([r["personalised"] - r["global"] < -points for r in runs])), 4)
         summary["worst_vs_global"] = round(float(min(r["personalised"] - r["global"] for r in runs)), 4)
+        summary["others_worse_than_global"] = {
+            model: {name: round(float(np.mean([r[model] - r["global"] < -points for r in runs])), 4)
+                    for name, points in WORSE.items()}
+            for model in ("personal_head", *REFERENCES) if model in models}
     return summary
 
 
@@ -223,17 +237,17 @@ def summarise(folds: list[dict], config: CurveConfig) -> dict:
             [{"subject": s, "global": r["global"][name]} for f in folds for s, r in f["new_wearer"].items()],
             ("global",), config.bootstrap)}
         for k in LABELLED:
-            runs = [{"subject": s, **{m: r[f"k{k}"][m][name] for m in MODELS if m != "global"},
+            runs = [{"subject": s, **{m: r[f"k{k}"][m][name] for m in (*MODELS, *REFERENCES) if m != "global"},
                      "global": r["global"][name]}
                     for f in folds for s, r in f["new_wearer"].items() if f"k{k}" in r]
             if runs:
-                new_wearer[f"k{k}"] = _summarise(runs, MODELS, config.bootstrap)
+                new_wearer[f"k{k}"] = _summarise(runs, (*MODELS, *REFERENCES), config.bootstrap)
                 new_wearer[f"k{k}"]["personal_weight"] = _weights(
                     [r[f"k{k}"]["personal_weight"][name] for f in folds for r in f["new_wearer"].values()
                      if f"k{k}" in r])
-        within_runs = [{"subject": s, **{m: r[m][name] for m in (*MODELS, "centralised")}}
+        within_runs = [{"subject": s, **{m: r[m][name] for m in (*MODELS, *REFERENCES, "centralised")}}
                        for f in folds for s, r in f["within"].items()]
-        within = _summarise(within_runs, (*MODELS, "centralised"), config.bootstrap)
+        within = _summarise(within_runs, (*MODELS, *REFERENCES, "centralised"), config.bootstrap)
         within["global_minus_centralised"] = round(within["global"] - within["centralised"], 4)
         within["ci95"]["global_minus_centralised"] = bootstrap_interval(
             [float(np.mean([r["global"] - r["centralised"] for r in within_runs if r["subject"] == s]))
