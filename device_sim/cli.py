@@ -155,7 +155,7 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 @_dataset_options
 @click.option("--rounds", type=int, default=None, show_default="30; 20 for feature vectors (breast-cancer)")
 @click.option("--devices-per-round", type=int, default=None, help="Default: every active device.")
-@click.option("--local-epochs", type=int, default=None, show_default="1; 5 for feature vectors (breast-cancer)")
+@click.option("--local-epochs", type=int, default=5, show_default=True, help="Epochs of local training per round.")
 @click.option("--personal-epochs", default=30, show_default=True)
 @click.option("--coral", default=0.0, show_default=True, help="Weight of the CORAL term in personalisation.")
 @click.option("--baseline-epochs", default=40, show_default=True, help="Epochs of local-only and centralised.")
@@ -235,7 +235,6 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
     backend = backend or ("silos" if name == "breast-cancer" else "threads")
     new_users = (0 if tabular else 3) if new_users is None else new_users
     rounds = (20 if tabular else 30) if rounds is None else rounds
-    local_epochs = (5 if tabular else 1) if local_epochs is None else local_epochs
     config = FleetConfig(rounds=rounds, devices_per_round=devices_per_round, local_epochs=local_epochs,
                          personal_epochs=personal_epochs, coral=coral, baseline_epochs=baseline_epochs, lr=lr,
                          new_users=new_users, new_user_executions=new_user_executions, dropout=dropout,

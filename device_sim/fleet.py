@@ -42,7 +42,7 @@ class FleetConfig:
 
     rounds: int = 30
     devices_per_round: int | None = None  # None: every active device
-    local_epochs: int = 1
+    local_epochs: int = 5
     batch_size: int = 32
     lr: float = 0.02
     momentum: float = 0.9
