@@ -237,11 +237,14 @@ def summarise(folds: list[dict], config: CurveConfig) -> dict:
             [{"subject": s, "global": r["global"][name]} for f in folds for s, r in f["new_wearer"].items()],
             ("global",), config.bootstrap)}
         for k in LABELLED:
-            runs = [{"subject": s, **{m: r[f"k{k}"][m][name] for m in (*MODELS, *REFERENCES) if m != "global"},
-                     "global": r["global"][name]}
+            runs = [{"subject": s, "seed": f["seed"], "global": r["global"][name],
+                     **{m: r[f"k{k}"][m][name] for m in (*MODELS, *REFERENCES) if m != "global"}}
                     for f in folds for s, r in f["new_wearer"].items() if f"k{k}" in r]
             if runs:
                 new_wearer[f"k{k}"] = _summarise(runs, (*MODELS, *REFERENCES), config.bootstrap)
+                new_wearer[f"k{k}"]["by_seed"] = {
+                    str(seed): {m: round(float(np.mean([r[m] for r in runs if r["seed"] == seed])), 4) for m in MODELS}
+                    for seed in sorted({r["seed"] for r in runs})}
                 new_wearer[f"k{k}"]["personal_weight"] = _weights(
                     [r[f"k{k}"]["personal_weight"][name] for f in folds for r in f["new_wearer"].values()
                      if f"k{k}" in r])
