@@ -122,16 +122,6 @@ def choose_head(trainer: TFLiteTrainer, windows, labels, recordings, epochs: int
     return pick_weight(held_out, transitions)
 
 
-def personalise_safely(trainer: TFLiteTrainer, windows, labels, recordings, epochs: int, batch_size: int = 32,
-                       lr: float = 0.02, momentum: float = 0.9, seed: int = 0, coral: float = 0.0,
-                       transitions: TransitionModel | None = None) -> HeadChoice:
-    """Chooses the personal head's weight (``choose_head``), then fine-tunes the personal layers on every
-    labelled window; the weight to predict with (``predict_blended``)."""
-    choice = choose_head(trainer, windows, labels, recordings, epochs, batch_size, lr, momentum, seed, coral, transitions)
-    personalise(trainer, windows, labels, epochs, batch_size, lr, momentum, seed=seed, coral=coral)
-    return choice
-
-
 def predict_blended(trainer: TFLiteTrainer, windows, choice: HeadChoice) -> np.ndarray:
     """Class probabilities of the heads as ``choice`` blends them."""
     if choice.personal_weight == 0.0:
