@@ -136,6 +136,9 @@ class Fleet:
         self.training = training or dataset
         if self.training.input_spec() != dataset.input_spec() or self.training.label_names != dataset.label_names:
             raise ValueError("training windows must have the test windows' length and labels")
+        if config.server_optimiser != "fedavg" and config.engine != "plaintext":
+            raise ValueError(f"server optimiser {config.server_optimiser}: the plaintext engine only (the service and "
+                             "TFF apply FedAvg)")
         self.show_progress, self.log = show_progress, log
         self.rng = np.random.default_rng(config.seed)
         subjects = dataset.subjects
