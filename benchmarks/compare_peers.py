@@ -25,7 +25,8 @@ starts are sampled and reported (`listening_outside_loopback`).
     python benchmarks/compare_peers.py --json
 
 Seconds per round: mean of rounds 2-10 (`*_s`, standard error `*_s_se`) and of all rounds (`*_all_s`);
-FedWear's from its devices' start to the published model, Flower's from
+FedWear's from its devices' check-in to the fleet learning of the published
+model (the plan's long-poll), Flower's from
 configuring the round to its aggregate. Local training: mean seconds per
 client and round. Bytes: per client and round, what it sends (FedWear: the
 encrypted payload; Flower: its messages' content as Flower serialises it).

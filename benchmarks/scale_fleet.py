@@ -1,10 +1,12 @@
 """Seconds per round and peak memory of the fleet as its population grows, per backend.
 
 A synthetic population of N wearers (made on demand, so memory does not grow
-with N) trains encrypted rounds against real cloud processes on loopback, with
-a fixed number of devices per round chosen among the N. Only the chosen
-devices train, so at a fixed per-round count the seconds per round should not
-grow with N. Each (backend, N) runs in its own process; its peak memory is the
+with N) trains encrypted rounds against real cloud processes on loopback. Each
+round the devices check in, in random order, until the service has selected
+its quota (the per-round count times the job's over-selection, 1.3; at most
+all N) and turns one away; the round closes at the per-round count. Only the
+selected devices train, so at a fixed per-round count the seconds per round
+should not grow with N. Each (backend, N) runs in its own process; its peak memory is the
 largest sum, sampled every 0.25 s, of the proportional set size (shared pages
 divided among their users) of the fleet's processes (the simulator, its
 workers and Ray's processes) and, apart, of the two cloud services.
@@ -12,8 +14,8 @@ workers and Ray's processes) and, apart, of the two cloud services.
     python benchmarks/scale_fleet.py --devices 100,1000 --per-round 100 --backend threads,ray --json
 
 Seconds per round: mean of rounds 2 onwards (round 1 also enrols devices and
-starts workers), from the moment the chosen devices start until the next
-model is published; `growth` is its ratio between the largest and smallest
+starts workers), the devices' check-ins and then from the moment the selected
+devices start until the fleet learns of the next model (the plan's long-poll); `growth` is its ratio between the largest and smallest
 population, with its standard error from the round-to-round spread.
 """
 
@@ -117,6 +119,9 @@ def run_child(backend: str, devices: int, per_round: int, rounds: int, local_epo
         "round_seconds": [r["seconds"] for r in records],
         "train_s_per_device": round(statistics.mean(r["train_s"] / per_round for r in records), 3),
         "crypto_s_per_device": round(statistics.mean(r["crypto_s"] / per_round for r in records), 3),
+        "checked_in_per_round": round(statistics.mean(r["checked_in"] for r in records), 1),
+        "selected_per_round": round(statistics.mean(r["selected"] for r in records), 1),
+        "check_in_s": round(statistics.mean(r["check_in_s"] for r in records), 3),
         "total_s": round(time.perf_counter() - started, 1),
     }))
 
@@ -141,7 +146,8 @@ def growth(results: list[dict]) -> dict:
 
 @click.command()
 @click.option("--devices", default="100,1000", show_default=True, callback=_csv(int), help="Population sizes.")
-@click.option("--per-round", default=100, show_default=True, help="Devices chosen per round.")
+@click.option("--per-round", default=100, show_default=True,
+              help="Devices per round: the round's target and its max_devices.")
 @click.option("--backend", default="threads,ray", show_default=True, callback=_csv(str),
               help="Backends: threads, processes, ray.")
 @click.option("--rounds", default=3, show_default=True, help="Rounds per run (the first is not averaged).")

@@ -7,7 +7,6 @@ import threading
 import time
 
 from flask import Flask, g, request
-from sqlalchemy import select
 
 from cloud import logs
 from cloud.api import admin, device, ops
@@ -15,7 +14,7 @@ from cloud.api.errors import ApiError, install_error_handlers
 from cloud.db import Job, Round, make_engine, make_sessionmaker
 from cloud.keyclient import KeyServiceClient
 from cloud.metrics import Metrics
-from cloud.rounds import Decrypt, close_due_rounds, publish_closed_rounds
+from cloud.rounds import Decrypt, close_due_rounds, publish_closed_rounds, publish_round
 from cloud.services import Services, close_session
 from cloud.settings import Settings
 from cloud.store import FileStore
@@ -40,8 +39,9 @@ def create_app(settings: Settings | None = None, background: bool = False) -> Fl
         metrics=Metrics(),
     )
     svc.metrics.watch_jobs(svc.sessions)
+    if settings.publish_at_close:
+        svc.publish_soon = _publisher(svc)
     app.extensions["fedwear"] = svc
-    _remove_stale_sums(svc)
     install_error_handlers(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(device.bp)
@@ -87,27 +87,31 @@ def _instrument(app: Flask, svc: Services, settings: Settings) -> None:
         return response
 
 
-def _remove_stale_sums(svc: Services) -> None:
-    """Sum files a crash left behind (written, never committed) are deleted at start."""
-    with svc.sessions() as db:
-        for round_ in db.scalars(select(Round).where(Round.status.in_(("open", "closing")))).all():
-            svc.store.remove_stale_sums(round_.job_id, round_.id, round_.sum_file)
-        db.rollback()
-
-
 def tick(svc: Services) -> None:
-    """One pass: close rounds past their deadline, decrypt and publish closed ones."""
+    """One pass: close rounds past their deadline, then decrypt and publish every closing round at once."""
     with svc.sessions() as db:
         close_due_rounds(db)
-    with svc.sessions() as db:
-        svc.metrics.published.inc(publish_closed_rounds(db, svc.store, _counting_errors(svc)))
+    svc.metrics.published.inc(publish_closed_rounds(svc.sessions, svc.store, _counting_errors(svc)))
+
+
+def _publisher(svc: Services):
+    """Starts decrypting and publishing a round in a thread of its own: the upload that filled it returns at once."""
+    def publish(round_id: int) -> None:
+        try:
+            svc.metrics.published.inc(publish_round(svc.sessions, svc.store, _counting_errors(svc), round_id))
+        except Exception:  # the next tick retries
+            log.exception("publishing at close failed")
+
+    def publish_soon(round_id: int) -> None:
+        threading.Thread(target=publish, args=(round_id,), name=f"fedwear-publish-{round_id}", daemon=True).start()
+    return publish_soon
 
 
 def _counting_errors(svc: Services) -> Decrypt:
     """The key service's decrypt, counting its failures per job."""
-    def decrypt(aggregate: bytes, job: Job, round_: Round):
+    def decrypt(aggregate: bytes, job: Job, round_: Round, part: int):
         try:
-            return svc.keyservice.decrypt(aggregate, job, round_)
+            return svc.keyservice.decrypt(aggregate, job, round_, part)
         except Exception:
             svc.metrics.keyservice_errors.labels(job.id).inc()
             raise

@@ -111,25 +111,63 @@ def admin(ctx, url: str, token: str) -> None:
     ctx.obj = AdminClient(url, token)
 
 
+def keyservice_options(command):
+    """--keyservice-url and --keyservice-admin-token: where and how the operator registers jobs with the key service."""
+    command = click.option("--keyservice-admin-token", "ks_token", show_default="$FEDWEAR_KS_ADMIN_TOKEN",
+                           default=lambda: os.environ.get("FEDWEAR_KS_ADMIN_TOKEN", ""),
+                           help="the key service's operator token (not the aggregator's)")(command)
+    return click.option("--keyservice-url", "ks_url", show_default="$FEDWEAR_KEYSERVICE_URL",
+                        default=lambda: os.environ.get("FEDWEAR_KEYSERVICE_URL", "http://127.0.0.1:8765"))(command)
+
+
+def register(job: dict, ks_url: str, ks_token: str) -> dict:
+    """Registers a job (as the aggregator describes it) with the key service; its answer."""
+    from cloud.keyclient import KeyServiceError, register_job
+
+    if not ks_token:
+        raise click.ClickException(f"job {job['id']} is not registered with the key service, so its rounds cannot "
+                                   "be decrypted: set FEDWEAR_KS_ADMIN_TOKEN (or --keyservice-admin-token) and run "
+                                   f"`python -m cloud admin register-job {job['id']}`")
+    try:
+        return register_job(ks_url, ks_token, job)
+    except KeyServiceError as exc:
+        raise click.ClickException(f"registering job {job['id']} with the key service: {exc}") from exc
+
+
 @admin.command("create-job")
 @click.option("--bundle", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--config", "config_text", required=True, help="JobConfig as JSON, or @file.json (see docs/job.json)")
+@keyservice_options
 @click.pass_obj
-def create_job(client: AdminClient, bundle: Path, config_text: str) -> None:
-    """Create a training job from a bundle directory."""
+def create_job(client: AdminClient, bundle: Path, config_text: str, ks_url: str, ks_token: str) -> None:
+    """Create a training job from a bundle directory and register it with the key service."""
     config = read_config(config_text)
-    _echo_json(client.call("POST", "/admin/jobs", files=open_bundle(bundle), data={"config": config}))
+    job = client.call("POST", "/admin/jobs", files=open_bundle(bundle), data={"config": config})
+    _echo_json(job)
+    register(job, ks_url, ks_token)
+    click.echo(f"job {job['id']} registered with the key service at {ks_url}", err=True)
+
+
+@admin.command("register-job")
+@click.argument("job_id")
+@keyservice_options
+@click.pass_obj
+def register_job_command(client: AdminClient, job_id: str, ks_url: str, ks_token: str) -> None:
+    """Register a job's parameters with the key service (once; create-job does it)."""
+    _echo_json(register(client.call("GET", f"/admin/jobs/{job_id}"), ks_url, ks_token))
 
 
 @admin.command("create-token")
 @click.argument("job_id")
-@click.option("--max-uses", type=int, default=1, show_default=True, help="0: unlimited")
+@click.option("--max-uses", type=click.IntRange(min=1), default=1, show_default=True,
+              help="enrolments the token allows")
+@click.option("--unlimited", is_flag=True, help="allow any number of enrolments (instead of --max-uses)")
 @click.option("--expires-in", type=int, default=86400, show_default=True, help="seconds")
 @click.pass_obj
-def create_token(client: AdminClient, job_id: str, max_uses: int, expires_in: int) -> None:
-    """Create an enrolment token (printed once)."""
+def create_token(client: AdminClient, job_id: str, max_uses: int, unlimited: bool, expires_in: int) -> None:
+    """Create an enrolment token (printed once); single-use unless told otherwise."""
     _echo_json(client.call("POST", f"/admin/jobs/{job_id}/tokens",
-                           json={"max_uses": max_uses or None, "expires_in_s": expires_in}))
+                           json={"max_uses": None if unlimited else max_uses, "expires_in_s": expires_in}))
 
 
 @admin.command("jobs")
@@ -156,6 +194,10 @@ def job_text(job: dict) -> list[str]:
              f"stops after {c.get('max_failed_rounds', '-')} failed rounds in a row", "",
              f"{'round':>5} {'status':<9} {'devices':>7} {'opened':<19} {'deadline':<19} {'ext':>3} "
              f"{'closed':<19} {'published':<19} note"]
+    budget = job.get("privacy_budget")
+    if budget:
+        lines.insert(3, f"differential privacy: epsilon {budget['epsilon']:.2f} spent over {budget['released_rounds']} "
+                        f"released rounds ({budget['epsilon_planned']:.2f} after all) at delta {budget['delta']:g}")
     for r in job["rounds"]:
         lines.append(f"{r['number']:>5} {r['status']:<9} {r['contributors']:>7} {_when(r['opened_at']):<19} "
                      f"{_when(r['deadline']):<19} {r['extensions']:>3} {_when(r['closed_at']):<19} "

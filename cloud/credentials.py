@@ -1,4 +1,4 @@
-"""Device and token secrets: random, shown once, stored as SHA-256 hashes."""
+"""Device credentials: secrets (random, shown once, stored as SHA-256 hashes) and upload signatures."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from sqlalchemy.orm import Session
 
 from cloud.api.errors import ApiError, bearer_token
 from cloud.db import Device
+from sdk.attestation import verify_upload
+
+MAX_SIGNATURE_CHARS = 200  # a P-256 DER signature is at most 72 bytes: 96 base64 characters
 
 
 def hash_secret(secret: str) -> str:
@@ -25,3 +28,14 @@ def authenticate_device(db: Session) -> Device:
     if device.revoked:
         raise ApiError(401, "device_revoked", "this device's credentials were revoked")
     return device
+
+
+def check_upload_signature(device: Device, round_id: int, payload: bytes, signature: str) -> None:
+    """ApiError 401 bad_signature unless `signature` is the device key's signature of this round's payload."""
+    if device.device_key is None:
+        raise ApiError(401, "bad_signature", "this device enrolled without a device_key, so it cannot sign")
+    if not signature:
+        raise ApiError(401, "bad_signature", "this job requires attestation: sign the upload (X-FedWear-Signature)")
+    if len(signature) > MAX_SIGNATURE_CHARS or not verify_upload(device.device_key, round_id, payload, signature):
+        raise ApiError(401, "bad_signature",
+                       f"X-FedWear-Signature is not this device's signature of this payload for round {round_id}")

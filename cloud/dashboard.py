@@ -193,6 +193,16 @@ def _pager(job: Job, page: dict) -> str:
     return f'<p class="pager">{rounds}, newest first; page {" ".join(links)}</p>'
 
 
+def _privacy(budget: dict | None) -> str:
+    """The job's differential-privacy line: epsilon spent so far and at the end, at its delta."""
+    if budget is None:
+        return '<p id="privacy" class="muted">No differential privacy: published models are not noised.</p>'
+    return (f'<p id="privacy">Differential privacy: epsilon <b>{budget["epsilon"]:.2f}</b> spent over '
+            f'{budget["released_rounds"]} released rounds ({budget["epsilon_planned"]:.2f} after all rounds) at '
+            f'delta {budget["delta"]:g}; clip norm {budget["clip_norm"]:g}, noise multiplier '
+            f'{budget["noise_multiplier"]:.3g}, as long as min_devices devices per round are honest.</p>')
+
+
 def _job_page(db: Session, job: Job, page_number: int) -> str:
     brief = overview.job_brief(db, job)
     series = overview.chart_series(db, job)
@@ -233,7 +243,7 @@ def _job_page(db: Session, job: Job, page_number: int) -> str:
         f'<p id="job-status">Status: <b class="status-{escape(job.status)}">{escape(job.status)}</b>'
         f'{" (" + escape(brief["status_reason"]) + ")" if brief["status_reason"] else ""}; model v{job.current_version}; {brief["rounds_published"]} of '
         f'{job.config["rounds"]} rounds published, {brief["rounds_failed"]} failed, {brief["rounds_extended"]} '
-        f'extended; {brief["devices"]} devices</p></section>'
+        f'extended; {brief["devices"]} devices</p>{_privacy(overview.privacy(db, job))}</section>'
         f'<section id="progress"><h2>Current round</h2>{_progress(brief["open_round"])}</section>'
         f'<section><h2>Rounds</h2><div class="charts">'
         + chart("Mean accuracy reported by devices", accuracy, "accuracy (fraction correct)", 1.0,

@@ -1,4 +1,4 @@
-"""Storage schema (SQLAlchemy): jobs, rounds, devices, tokens, contributions."""
+"""Storage schema (SQLAlchemy): jobs, rounds and their shard sums, devices, tokens, contributions, selections."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -69,11 +71,30 @@ class Round(Base):
     contributors: Mapped[int] = mapped_column(Integer, default=0)
     bytes_in: Mapped[int] = mapped_column(Integer, default=0)
     bytes_out: Mapped[int] = mapped_column(Integer, default=0)
-    sum_file: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    total_weight: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    total_weight: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # after decryption: one entry per sub-sum, {"part", "contributors", "total_weight", "dropped"} (cloud.subsums)
+    subsums: Mapped[list | None] = mapped_column(JSON, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    publishing_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # a publisher's claim
     published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ShardSum(Base):
+    """One shard of a round's encrypted sum: the product of the contributions added to it.
+
+    A round has a fixed number of shards (cloud.rounds.SHARDS); an upload locks
+    one, so uploads to one round add in parallel. At close the shards are
+    grouped into sub-sums (cloud.subsums) that the key service decrypts apart.
+    """
+
+    __tablename__ = "shard_sums"
+    __table_args__ = (UniqueConstraint("round_id", "shard"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    shard: Mapped[int] = mapped_column(Integer)
+    contributors: Mapped[int] = mapped_column(Integer, default=0)
+    aggregate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # wire format; None while empty
 
 
 class EnrolmentToken(Base):
@@ -95,18 +116,22 @@ class Device(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
     token_id: Mapped[str] = mapped_column(String(32))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # base64 DER SubjectPublicKeyInfo of the device's EC P-256 key (sdk.attestation), or None
+    device_key: Mapped[str | None] = mapped_column(Text, nullable=True)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Contribution(Base):
     __tablename__ = "contributions"
-    __table_args__ = (UniqueConstraint("round_id", "device_id"),)
+    __table_args__ = (UniqueConstraint("round_id", "device_id"), UniqueConstraint("round_id", "payload_sha256"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    shard: Mapped[int] = mapped_column(Integer)
     payload_sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict] = mapped_column(JSON)
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)  # verified X-FedWear-Signature (attested jobs)
     accepted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -119,6 +144,35 @@ class DeviceReport(Base):
     windows: Mapped[int] = mapped_column(Integer)
     accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     reported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Selection(Base):
+    """A device the service selected for a round when it checked in (cloud.selection)."""
+
+    __tablename__ = "selections"
+    __table_args__ = (UniqueConstraint("round_id", "device_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    selected_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SelectionCount(Base):
+    """How many devices a round selected: one row per round, updated conditionally, so that concurrent
+    check-ins never select more than the round's quota (cloud.selection)."""
+
+    __tablename__ = "selection_counts"
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
+    selected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EnrolmentAttempts(Base):
+    """Enrolment attempts per key (a client address or a token hash) and minute (cloud.enrolment_limits)."""
+
+    __tablename__ = "enrolment_attempts"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # minutes since the epoch
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class JobEvent(Base):
@@ -134,10 +188,11 @@ class JobEvent(Base):
 
 
 def make_engine(url: str) -> Engine:
-    """An engine whose write transactions serialise per database.
+    """An engine whose write transactions serialise where they must.
 
     SQLite gets BEGIN IMMEDIATE (one writer at a time, across processes);
-    PostgreSQL rows are locked with SELECT ... FOR UPDATE where it matters.
+    PostgreSQL rows are locked with SELECT ... FOR UPDATE where it matters
+    (an upload locks one shard of its round, SKIP LOCKED).
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})

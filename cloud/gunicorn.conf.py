@@ -1,10 +1,14 @@
 # Production settings for the aggregation service:
-#   gunicorn -c cloud/gunicorn.conf.py "cloud.app:create_app(background=True)"
-# One worker process with threads: uploads to a round are serialised by the
-# database anyway, and one process runs one round ticker.
-bind = "127.0.0.1:8080"  # TLS terminates in the reverse proxy in front
-workers = 1
-threads = 16
+#   FEDWEAR_WORKERS=4 gunicorn -c cloud/gunicorn.conf.py "cloud.app:create_app(background=True)"
+# Worker processes share nothing but the database: a round's sum is kept as
+# shard rows there, an upload locks one shard, so N workers (on one host or
+# several behind a proxy) add to one round at once. Each worker also runs a
+# round ticker; they agree through row locks and status checks.
+import os
+
+bind = os.environ.get("FEDWEAR_BIND", "127.0.0.1:8080")  # TLS terminates in the reverse proxy in front
+workers = int(os.environ.get("FEDWEAR_WORKERS", str(os.cpu_count() or 1)))
+threads = int(os.environ.get("FEDWEAR_THREADS", "8"))
 timeout = 300
 graceful_timeout = 30
 limit_request_line = 8190

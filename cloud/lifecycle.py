@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from cloud.api.errors import ApiError
-from cloud.db import Base, Device, Job, JobEvent, Round, utcnow
+from cloud.db import Base, Device, Job, JobEvent, Round, ShardSum, utcnow
 from cloud.store import FileStore
 
 log = logging.getLogger("fedwear.lifecycle")
@@ -25,6 +25,7 @@ ACTIVE = ("running", "stopping")
 ENDED = ("stopped", "aborted", "finished")
 UNFINISHED_ROUNDS = ("open", "closing")
 DEFAULT_MAX_FAILED_ROUNDS = 10
+SHARDS = 16  # shard sums per round: uploads lock one each, so up to this many add at once
 
 
 def record(session: Session, job: Job, kind: str, reason: str = "", round_number: int | None = None) -> None:
@@ -48,6 +49,7 @@ def open_round(session: Session, job: Job, number: int) -> Round:
     )
     session.add(round_)
     session.flush()
+    session.add_all(ShardSum(round_id=round_.id, shard=shard) for shard in range(SHARDS))
     return round_
 
 

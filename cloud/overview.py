@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cloud import privacy_budget
 from cloud.db import Contribution, Device, DeviceReport, EnrolmentToken, Job, JobEvent, ModelVersion, Round, utcnow
 from cloud.rounds import current_round
 
@@ -26,7 +27,7 @@ def round_row(r: Round, accuracy: float | None = None) -> dict:
         "deadline": iso(r.deadline), "closed_at": iso(r.closed_at), "published_at": iso(r.published_at),
         "seconds": None if end is None else round((end - r.opened_at).total_seconds(), 1),
         "bytes_in": r.bytes_in, "bytes_out": r.bytes_out, "total_weight": r.total_weight,
-        "reported_accuracy": accuracy, "error": r.error,
+        "reported_accuracy": accuracy, "error": r.error, "subsums": r.subsums,
     }
 
 
@@ -78,11 +79,25 @@ def jobs(db: Session) -> list[dict]:
     return [job_brief(db, job) for job in db.scalars(select(Job).order_by(Job.created_at)).all()]
 
 
+def privacy(db: Session, job: Job) -> dict | None:
+    """The job's differential-privacy budget (None without privacy): epsilon at its delta over the rounds
+    that released a sum, counting published rounds and failed ones that reached min_devices (the key
+    service may have decrypted them)."""
+    settings = job.config.get("privacy")
+    if settings is None:
+        return None
+    released = db.scalar(select(func.count()).select_from(Round).where(
+        Round.job_id == job.id, (Round.status == "published")
+        | ((Round.status == "failed") & (Round.contributors >= job.config["min_devices"]))))
+    return privacy_budget.budget(settings, released, job.config["rounds"])
+
+
 def job_summary(db: Session, job: Job) -> dict:
     """A job with its configuration, every round (deadlines, extensions, timestamps) and its events."""
     rounds = db.scalars(select(Round).where(Round.job_id == job.id).order_by(Round.number)).all()
     accuracy = _reported_accuracy(db, [r.id for r in rounds])
     return {**job_brief(db, job), "config": job.config, "crypto": job.crypto, "shared_values": job.shared_values,
+            "privacy_budget": privacy(db, job),
             "rounds": [round_row(r, accuracy.get(r.id)) for r in rounds], "events": events(db, job)}
 
 
@@ -121,7 +136,7 @@ def devices(db: Session, job: Job) -> list[dict]:
         seen = [t for t in (uploads.get(d.id), reports.get(d.id)) if t is not None]
         rows.append({"id": d.id, "name": d.name, "token_id": d.token_id, "enrolled_at": iso(d.enrolled_at),
                      "last_seen": iso(max(seen)) if seen else None, "rounds_contributed": counts.get(d.id, 0),
-                     "revoked": d.revoked})
+                     "revoked": d.revoked, "device_key": d.device_key})
     return rows
 
 

@@ -1,26 +1,35 @@
-"""Round lifecycle: accept encrypted updates durably, close, decrypt the sum, publish v+1.
+"""Round lifecycle: accept encrypted updates durably, close, decrypt the sub-sums, publish v+1.
 
-Every accepted update is added to the round's running sum, written to a new
-file (atomically), and recorded in the same database transaction that points
-the round at that file: an answer of "accepted" means it is durable, and a
-crash at any point leaves the sum and the contributions consistent.
+An accepted update is multiplied into one of the round's shard sums (rows
+of the database, cloud.db.ShardSum) in the same transaction that records the
+contribution and counts it on the round: an answer of "accepted" means it is
+durable, and a crash at any point leaves sums and contributions consistent.
+An upload locks only its shard (SKIP LOCKED on PostgreSQL), so several
+workers, on one host or many, add to one round at once.
+
+At close the shards are grouped into sub-sums (cloud.subsums), each
+decrypted by the key service and range-checked on its own. No database
+transaction is open while the key service is called.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-import numpy as np
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.errors import ApiError
-from cloud.db import Contribution, Device, Job, ModelVersion, Round, utcnow
-from cloud.lifecycle import round_ended
+from cloud.db import Contribution, Device, Job, ModelVersion, Round, ShardSum, utcnow
+from cloud.keyclient import Decryption, KeyServiceRefusal
+from cloud.lifecycle import record, round_ended
 from cloud.store import FileStore
+from cloud.subsums import Outcome, answer_problem, combine, group_shards
 from sdk.crypto.codec import EncryptedSum
 from sdk.crypto.errors import DuplicatePayloadError, PayloadError
 from sdk.crypto.keys import PublicKey
@@ -28,8 +37,10 @@ from sdk.crypto.params import CryptoParams
 
 log = logging.getLogger("fedwear.rounds")
 
-# (aggregate bytes, job) -> (mean update, total weight, contributors)
-Decrypt = Callable[[bytes, Job, Round], tuple[np.ndarray, int, int]]
+# (sub-sum aggregate bytes, job, round, part) -> the key service's answer
+Decrypt = Callable[[bytes, Job, Round, int], Decryption]
+DEFAULT_SUBSUMS = 4  # cloud.api.schemas.JobSettings.subsums
+CLAIM = timedelta(seconds=150)  # how long one publisher holds a closing round (longer than a key-service call)
 
 
 def current_round(session: Session, job: Job) -> Round | None:
@@ -41,12 +52,11 @@ def current_round(session: Session, job: Job) -> Round | None:
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database
 
 
-def device_round(session: Session, device: Device, round_id: int, lock: bool = False) -> Round:
+def device_round(session: Session, device: Device, round_id: int) -> Round:
     """Round `round_id` of the device's job; one 404 for a missing round, another job's, or an id out of range."""
     if not 0 <= round_id <= MAX_ID:
         raise _round_not_found(round_id)
-    query = select(Round).where(Round.id == round_id)
-    round_ = session.scalars(query.with_for_update() if lock else query).first()
+    round_ = session.get(Round, round_id)
     if round_ is None or round_.job_id != device.job_id:
         raise _round_not_found(round_id)
     return round_
@@ -60,6 +70,10 @@ def _refusal(exc: PayloadError) -> ApiError:
     return ApiError(exc.status, exc.code, str(exc))
 
 
+def _round_closed(round_: Round) -> ApiError:
+    return ApiError(409, "round_closed", f"round {round_.id} is {round_.status}, no longer accepting updates")
+
+
 def _refuse_copies(session: Session, job_id: str, digest: str) -> None:
     """DuplicatePayloadError if these bytes were already accepted in the job (from another device)."""
     seen = session.scalars(
@@ -70,14 +84,54 @@ def _refuse_copies(session: Session, job_id: str, digest: str) -> None:
         raise DuplicatePayloadError("these payload bytes were already accepted from another device of this job")
 
 
-def accept_update(session: Session, store: FileStore, device: Device, round_id: int,
-                  payload: bytes) -> tuple[dict, bool]:
+def _lock_shard(session: Session, round_id: int) -> ShardSum:
+    """The emptiest shard of the round that no other upload holds (or, when all are held, the emptiest), locked."""
+    query = (select(ShardSum).where(ShardSum.round_id == round_id)
+             .order_by(ShardSum.contributors, ShardSum.shard).limit(1))
+    return (session.scalars(query.with_for_update(skip_locked=True)).first()
+            or session.scalars(query.with_for_update()).one())
+
+
+def _count_on_round(session: Session, round_: Round, max_devices: int, size: int) -> tuple[int, str]:
+    """Counts one more contribution on the round row if it is still open and not full; (contributors, status).
+
+    One conditional UPDATE, the last statement of the upload's transaction,
+    so concurrent workers count exactly and the round row is held only until
+    the commit.
+    """
+    fills = Round.contributors + 1 >= max_devices
+    row = session.execute(
+        update(Round)
+        .where(Round.id == round_.id, Round.status == "open", Round.contributors < max_devices)
+        .values(contributors=Round.contributors + 1, bytes_in=Round.bytes_in + size,
+                status=case((fills, "closing"), else_=Round.status),
+                closed_at=case((fills, utcnow()), else_=Round.closed_at))
+        .returning(Round.contributors, Round.status)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        session.refresh(round_)
+        raise _round_closed(round_)
+    return row.contributors, row.status
+
+
+def accept_update(session: Session, device: Device, round_id: int, payload: bytes,
+                  signature: str | None = None) -> tuple[dict, bool]:
     """Adds one device's payload to a round; returns (answer, replayed).
 
     The same payload again gets the first answer; a different one for the
     same round is a conflict. Nothing changes unless every check passes.
     """
-    round_ = device_round(session, device, round_id, lock=True)
+    try:
+        return _accept(session, device, round_id, payload, signature)
+    except IntegrityError:  # the same device, or the same bytes, committed concurrently: answer as if after it
+        session.rollback()
+        return _accept(session, device, round_id, payload, signature)
+
+
+def _accept(session: Session, device: Device, round_id: int, payload: bytes,
+            signature: str | None) -> tuple[dict, bool]:
+    round_ = device_round(session, device, round_id)
     digest = hashlib.sha256(payload).hexdigest()
     previous = session.scalars(
         select(Contribution).where(Contribution.round_id == round_id, Contribution.device_id == device.id)
@@ -88,38 +142,26 @@ def accept_update(session: Session, store: FileStore, device: Device, round_id: 
         raise ApiError(409, "already_contributed",
                        f"this device already sent a different update for round {round_id}")
     if round_.status != "open":
-        raise ApiError(409, "round_closed", f"round {round_id} is {round_.status}, no longer accepting updates")
+        raise _round_closed(round_)
     if utcnow() > round_.deadline:
         raise ApiError(409, "deadline_passed", f"round {round_id}'s deadline passed at {round_.deadline.isoformat()}Z")
     job = session.get(Job, round_.job_id)
     params = CryptoParams.from_dict(job.crypto)
     public = PublicKey.from_json(job.public_key)
-    if round_.sum_file:
-        data = store.sum_file(job.id, round_.id, round_.sum_file).read_bytes()
-        running = EncryptedSum.from_bytes(data, params, public, job.shared_values, round_.id)
-    else:
-        running = EncryptedSum(params, public, job.shared_values, round_.id)
     try:
+        shard = _lock_shard(session, round_.id)
+        running = (EncryptedSum.from_bytes(shard.aggregate, params, public, job.shared_values, round_.id)
+                   if shard.aggregate else EncryptedSum(params, public, job.shared_values, round_.id))
         running.add(payload)
         _refuse_copies(session, round_.job_id, digest)
     except PayloadError as exc:
         raise _refusal(exc) from exc
-    name = f"sum-{running.contributors}-{digest[:12]}.bin"
-    store.write(store.sum_file(job.id, round_.id, name), running.to_bytes())
-    old = round_.sum_file
-    round_.sum_file = name
-    round_.contributors = running.contributors
-    round_.bytes_in += len(payload)
-    if round_.contributors >= job.config["max_devices"]:
-        round_.status = "closing"
-        round_.closed_at = utcnow()
-    answer = {"accepted": True, "round_id": round_.id, "contributors": round_.contributors,
-              "round_status": round_.status}
-    session.add(Contribution(round_id=round_.id, device_id=device.id, payload_sha256=digest,
-                             size=len(payload), response=answer))
+    shard.aggregate, shard.contributors = running.to_bytes(), running.contributors
+    contributors, status = _count_on_round(session, round_, job.config["max_devices"], len(payload))
+    answer = {"accepted": True, "round_id": round_.id, "contributors": contributors, "round_status": status}
+    session.add(Contribution(round_id=round_.id, device_id=device.id, shard=shard.shard, payload_sha256=digest,
+                             size=len(payload), response=answer, signature=signature))
     session.commit()
-    if old:
-        store.sum_file(job.id, round_.id, old).unlink(missing_ok=True)
     return answer, False
 
 
@@ -147,33 +189,132 @@ def close_due_rounds(session: Session, now: datetime | None = None) -> None:
     session.commit()
 
 
-def publish_closed_rounds(session: Session, store: FileStore, decrypt: Decrypt) -> int:
-    """Decrypts the sums of closing rounds and publishes the next model versions; returns how many."""
-    published_now = 0
-    closing = session.scalars(select(Round).where(Round.status == "closing").with_for_update()).all()
-    for round_ in closing:
-        job = session.get(Job, round_.job_id)
-        aggregate = store.sum_file(job.id, round_.id, round_.sum_file).read_bytes()
+@dataclass(frozen=True)
+class SubsumCall:
+    """One sub-sum to decrypt: its index, its aggregate, and the contributions the database counted in it."""
+
+    part: int
+    aggregate: bytes
+    counted: int
+
+
+def subsum_calls(session: Session, job: Job, round_: Round) -> list[SubsumCall]:
+    """The round's shards grouped into sub-sums (cloud.subsums.group_shards), each multiplied into one aggregate."""
+    shards = {s.shard: s for s in session.scalars(
+        select(ShardSum).where(ShardSum.round_id == round_.id, ShardSum.contributors > 0)).all()}
+    counted = dict(session.execute(select(Contribution.shard, func.count()).where(Contribution.round_id == round_.id)
+                                   .group_by(Contribution.shard)).all())
+    params, public = CryptoParams.from_dict(job.crypto), PublicKey.from_json(job.public_key)
+    groups = group_shards({i: s.contributors for i, s in shards.items()}, job.config["min_devices"],
+                          job.config.get("subsums", DEFAULT_SUBSUMS))
+    calls = []
+    for part, group in enumerate(groups):
+        total = EncryptedSum(params, public, job.shared_values, round_.id)
+        for shard in group:
+            total.add_sum(shards[shard].aggregate)
+        calls.append(SubsumCall(part, total.to_bytes(), sum(counted.get(shard, 0) for shard in group)))
+    return calls
+
+
+def _decrypt_all(decrypt: Decrypt, job: Job, round_: Round, calls: list[SubsumCall]) -> list[Outcome]:
+    """Every sub-sum decrypted and checked, or dropped with the reason; KeyServiceError (not a refusal) propagates."""
+    params = CryptoParams.from_dict(job.crypto)
+    outcomes = []
+    for call in calls:
         try:
-            mean, total_weight, contributors = decrypt(aggregate, job, round_)
-        except Exception as exc:  # the key service may be down: retried next tick
-            round_.error = f"decryption failed: {exc}"
-            log.warning("decryption failed", extra={"fields": {"job": job.id, "round": round_.number,
-                                                               "error": round_.error}})
+            answer = decrypt(call.aggregate, job, round_, call.part)
+        except KeyServiceRefusal as exc:
+            outcomes.append(Outcome(call.part, call.counted, dropped=str(exc)))
             continue
-        if contributors != round_.contributors:
-            round_.status, round_.error = "failed", "key service counted other contributors"
-            round_ended(session, job, round_)
-            continue
-        weights = store.read_weights(job.id, round_.model_version) + mean
-        version = round_.model_version + 1
-        sha = store.write_weights(job.id, version, weights)
-        session.add(ModelVersion(job_id=job.id, version=version, weights_sha256=sha, round_id=round_.id))
-        round_.status, round_.published_at, round_.total_weight, round_.error = "published", utcnow(), total_weight, None
-        job.current_version = version
-        round_ended(session, job, round_)
-        published_now += 1
-        log.info("round published", extra={"fields": {"job": job.id, "round": round_.number, "model_version": version,
-                                                      "contributors": contributors}})
-    session.commit()
-    return published_now
+        problem = answer_problem(answer.mean, answer.total_weight, answer.contributors, call.counted,
+                                 job.shared_values, params)
+        outcomes.append(Outcome(call.part, call.counted, answer.total_weight,
+                                None if problem else answer.mean, problem))
+    return outcomes
+
+
+def publish_round(sessions: sessionmaker, store: FileStore, decrypt: Decrypt, round_id: int) -> bool:
+    """Decrypts a closing round's sub-sums and publishes the next model version, or fails the round; True if published.
+
+    Reads what it needs and ends that transaction, calls the key service, then
+    writes the result in a new transaction that first checks the round is
+    still closing. One publisher at a time claims the round (for CLAIM, so a
+    killed one is replaced); when the key service cannot be reached the round
+    stays closing, retried next tick.
+    """
+    if not _claim(sessions, round_id):
+        return False
+    with sessions() as db:
+        round_ = db.get(Round, round_id)
+        job = db.get(Job, round_.job_id)
+        calls = subsum_calls(db, job, round_)
+    try:
+        outcomes = _decrypt_all(decrypt, job, round_, calls)
+    except Exception as exc:  # unreachable, or failing (5xx): retried next tick
+        _note(sessions, round_id, f"decryption failed, retried: {exc}")
+        log.warning("decryption failed", extra={"fields": {"job": job.id, "round": round_.number, "error": str(exc)}})
+        return False
+    with sessions() as db:
+        round_ = db.scalars(select(Round).where(Round.id == round_id).with_for_update()).one()
+        if round_.status != "closing":
+            return False
+        published = _finish(db, store, db.get(Job, round_.job_id), round_, outcomes)
+        db.commit()
+    return published
+
+
+def _claim(sessions: sessionmaker, round_id: int) -> bool:
+    """Whether this caller may publish the round: it is closing and no other publisher's claim runs."""
+    now = utcnow()
+    with sessions() as db:
+        claimed = db.execute(
+            update(Round).where(Round.id == round_id, Round.status == "closing",
+                                or_(Round.publishing_until.is_(None), Round.publishing_until < now))
+            .values(publishing_until=now + CLAIM).execution_options(synchronize_session=False)).rowcount
+        db.commit()
+    return claimed == 1
+
+
+def _note(sessions: sessionmaker, round_id: int, error: str) -> None:
+    """Records why the round waits and gives up the claim, so the next tick tries again."""
+    with sessions() as db:
+        round_ = db.scalars(select(Round).where(Round.id == round_id).with_for_update()).one()
+        if round_.status == "closing":
+            round_.error, round_.publishing_until = error, None
+        db.commit()
+
+
+def _finish(db: Session, store: FileStore, job: Job, round_: Round, outcomes: list[Outcome]) -> bool:
+    """Publishes the weighted mean of the kept sub-sums, or fails the round when none is kept."""
+    round_.subsums = [o.record() for o in outcomes]
+    dropped = [o for o in outcomes if o.dropped]
+    for o in dropped:
+        record(db, job, "subsum_dropped", f"sub-sum {o.part} of {len(outcomes)} ({o.contributors} contributions): "
+                                          f"{o.dropped}", round_.number)
+    kept = [o for o in outcomes if not o.dropped]
+    if not kept:
+        round_.status = "failed"
+        round_.error = "every sub-sum was dropped: " + "; ".join(f"{o.part}: {o.dropped}" for o in dropped)
+        round_ended(db, job, round_)
+        return False
+    mean, total_weight, contributors = combine(kept)
+    weights = store.read_weights(job.id, round_.model_version) + mean
+    version = round_.model_version + 1
+    sha = store.write_weights(job.id, version, weights)
+    db.add(ModelVersion(job_id=job.id, version=version, weights_sha256=sha, round_id=round_.id))
+    round_.status, round_.published_at, round_.total_weight = "published", utcnow(), total_weight
+    round_.error = (f"published without {len(dropped)} of {len(outcomes)} sub-sums ({len(dropped)} dropped: "
+                    + "; ".join(f"{o.part}: {o.dropped}" for o in dropped) + ")") if dropped else None
+    job.current_version = version
+    round_ended(db, job, round_)
+    log.info("round published", extra={"fields": {"job": job.id, "round": round_.number, "model_version": version,
+                                                  "contributors": contributors, "subsums": len(outcomes),
+                                                  "dropped": len(dropped)}})
+    return True
+
+
+def publish_closed_rounds(sessions: sessionmaker, store: FileStore, decrypt: Decrypt) -> int:
+    """Decrypts and publishes every closing round; returns how many were published."""
+    with sessions() as db:
+        closing = db.scalars(select(Round.id).where(Round.status == "closing").order_by(Round.id)).all()
+    return sum(publish_round(sessions, store, decrypt, round_id) for round_id in closing)

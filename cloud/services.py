@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from flask import current_app, g
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +21,7 @@ class Services:
     store: FileStore
     keyservice: KeyServiceClient
     metrics: Metrics
+    publish_soon: Callable[[int], None] | None = None  # starts publishing a round that just closed; None: the ticker does
 
 
 def services() -> Services:

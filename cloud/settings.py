@@ -11,7 +11,7 @@ class ConfigError(ValueError):
     """A setting is missing or invalid; the message names the variable."""
 
 
-def _int(env, name: str, default: int) -> int:
+def _int(env, name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name)
     if raw is None:
         return default
@@ -19,8 +19,8 @@ def _int(env, name: str, default: int) -> int:
         value = int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
@@ -44,6 +44,10 @@ class Settings:
     max_upload_bytes: int = 64 * 1024 * 1024
     max_json_bytes: int = 64 * 1024
     tick_seconds: float = 1.0
+    enrolments_per_address: int = 20  # enrolment attempts per client address and minute
+    enrolments_per_token: int = 60  # enrolment attempts per token and minute
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For names the client
+    publish_at_close: bool = True
 
     @staticmethod
     def from_env(env=None) -> "Settings":
@@ -64,4 +68,8 @@ class Settings:
             max_upload_bytes=_int(env, "FEDWEAR_MAX_UPLOAD_BYTES", 64 * 1024 * 1024),
             max_json_bytes=_int(env, "FEDWEAR_MAX_JSON_BYTES", 64 * 1024),
             tick_seconds=float(env.get("FEDWEAR_TICK_SECONDS", "1.0")),
+            enrolments_per_address=_int(env, "FEDWEAR_ENROLMENTS_PER_ADDRESS", 20),
+            enrolments_per_token=_int(env, "FEDWEAR_ENROLMENTS_PER_TOKEN", 60),
+            trusted_proxies=_int(env, "FEDWEAR_TRUSTED_PROXIES", 0, minimum=0),
+            publish_at_close=env.get("FEDWEAR_PUBLISH_AT_CLOSE", "1") != "0",
         )

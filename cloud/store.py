@@ -1,4 +1,4 @@
-"""Files under the data directory: bundles, published weights, running sums."""
+"""Files under the data directory: bundles and published weights (running sums live in the database)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,6 @@ class FileStore:
     def weights_file(self, job_id: str, version: int) -> Path:
         return self.job_dir(job_id) / "weights" / f"v{version}.f32"
 
-    def sum_file(self, job_id: str, round_id: int, name: str) -> Path:
-        return self.job_dir(job_id) / "rounds" / str(round_id) / name
-
     def write(self, path: Path, data: bytes) -> str:
         """Writes atomically; returns the SHA-256 of what was written."""
         write_atomically(path, data)
@@ -39,11 +36,3 @@ class FileStore:
 
     def read_weights(self, job_id: str, version: int) -> np.ndarray:
         return np.frombuffer(self.weights_file(job_id, version).read_bytes(), "<f4").copy()
-
-    def remove_stale_sums(self, job_id: str, round_id: int, keep: str | None) -> None:
-        """Deletes sum files of a round other than `keep` (left by a crash or superseded)."""
-        folder = self.sum_file(job_id, round_id, "x").parent
-        if folder.is_dir():
-            for path in folder.iterdir():
-                if path.name != keep:
-                    path.unlink(missing_ok=True)

@@ -85,6 +85,7 @@ class DeviceTask:
     faults: float = 0.0  # probability that a request fails or is sent twice
     fault_seed: int = 0
     late: bool = False  # a straggler: its clock lags, it uploads after the deadline
+    round_id: int | None = None  # the round the device checked in for and was selected for
 
 
 @dataclass
@@ -103,7 +104,8 @@ def _client(task: DeviceTask, transport: HttpTransport) -> FedWearClient:
 
 
 def run_device(task: DeviceTask, data: tuple[np.ndarray, np.ndarray]) -> DeviceResult:
-    """Acts as one device for one round: sync, train, encrypt, upload (in whichever worker runs it)."""
+    """Acts as one device for one round it was selected for: sync, train, encrypt, upload (in whichever worker
+    runs it)."""
     started = time.time()
     transport = (FaultyTransport(task.url, task.faults, task.fault_seed) if task.faults
                  else HttpTransport(task.url))
@@ -117,7 +119,8 @@ def run_device(task: DeviceTask, data: tuple[np.ndarray, np.ndarray]) -> DeviceR
         def before_upload():
             time.sleep(max(0.0, deadline + 0.5 - time.time()))
 
-    outcome = client.participate(windows, labels, seed=task.seed, before_upload=before_upload)
+    outcome = client.participate(windows, labels, seed=task.seed, before_upload=before_upload,
+                                 round_id=task.round_id)
     return DeviceResult(task.device_id, outcome, dict(transport.injected) if task.faults else None, started,
                         time.time(), os.getpid())
 

@@ -194,6 +194,16 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
               help="A model spec (JSON, docs/your-own-model.md) instead of the dataset's default model.")
 @click.option("--int8", is_flag=True, help="Also export the final global model as an int8 inference model and "
               "score it beside the float one on the same test windows (accuracy, latency per window).")
+@click.option("--dp-epsilon", type=click.FloatRange(0, min_open=True), default=None,
+              help="Client-side differential privacy: calibrate the noise so that the run's rounds spend this "
+              "epsilon (RDP accountant, no amplification by sampling; docs/privacy.md).")
+@click.option("--dp-delta", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-5,
+              show_default=True, help="The delta of --dp-epsilon.")
+@click.option("--dp-clip", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="L2 norm each device clips its update to under --dp-epsilon.")
+@click.option("--min-devices", type=click.IntRange(2), default=None, show_default="2; with --dp-epsilon the "
+              "devices per round", help="Contributions a round needs; under --dp-epsilon also the devices whose "
+              "noise together makes the round's noise (all must be honest).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--url", default=None, help="A running aggregation service (admin token: FEDWEAR_ADMIN_TOKEN); "
               "default: start one and a key service locally.")
@@ -204,7 +214,8 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
         baseline_epochs, lr, new_users, new_user_executions, dropout, stragglers, leave, join, faults,
         round_timeout, engine, backend, ray_address, precompute, randomiser, conv_filters, dense_units,
-        train_overlap, subjects, silos, spec_file, int8, seed, url, job_id, enrolment_token, out):
+        train_overlap, subjects, silos, spec_file, int8, dp_epsilon, dp_delta, dp_clip, min_devices, seed, url, job_id,
+        enrolment_token, out):
     """A fleet of virtual devices trains under encryption against real cloud processes, then a report.
 
     Each run makes a new job (its devices are kept in OUT/devices/JOB_ID), or joins one with --job.
@@ -235,13 +246,21 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
     backend = backend or ("silos" if name == "breast-cancer" else "threads")
     new_users = (0 if tabular else 3) if new_users is None else new_users
     rounds = (20 if tabular else 30) if rounds is None else rounds
+    if min_devices is None:
+        training_devices = len(ds.catalogue) - new_users - sum(_events(join).values())
+        min_devices = min(devices_per_round or training_devices, training_devices) if dp_epsilon else 2
+    privacy = None
+    if dp_epsilon is not None:
+        from cloud.privacy_budget import calibrate
+
+        privacy = {"clip_norm": dp_clip, "noise_multiplier": calibrate(dp_epsilon, rounds, dp_delta), "delta": dp_delta}
     config = FleetConfig(rounds=rounds, devices_per_round=devices_per_round, local_epochs=local_epochs,
                          personal_epochs=personal_epochs, coral=coral, baseline_epochs=baseline_epochs, lr=lr,
                          new_users=new_users, new_user_executions=new_user_executions, dropout=dropout,
                          stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
                          backend=backend, ray_address=ray_address, precompute=precompute, randomiser=randomiser,
-                         model=model, spec=spec, int8=int8, seed=seed)
+                         model=model, spec=spec, int8=int8, seed=seed, min_devices=min_devices, privacy=privacy)
     _run_fleet(ds, config, out, url, training, (job_id, enrolment_token) if job_id else None)
 
 

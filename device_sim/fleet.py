@@ -5,12 +5,17 @@ URL is given), the fleet runs training rounds with optional dropout,
 stragglers, devices leaving and joining, and injected network faults; then it
 evaluates local-only, global federated, personalised and centralised models
 per the evaluation protocol, and new users before and after personalising.
+
+Each round the active devices check in, in random order, and the service
+selects the round's participants (over-selecting); only those train. The
+fleet learns of the published model through the plan's long-poll.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
@@ -18,22 +23,24 @@ from typing import Callable
 
 import numpy as np
 
-from cloud import server_optimiser
+from cloud import privacy_budget, server_optimiser
 from device_sim.backends import Backend, DeviceTask, FaultyTransport, make_backend
 from device_sim.dataset import Dataset, DeviceData, pooled
 from device_sim.initial_bundle import export_initial_bundle
 from device_sim.local_cloud import CloudAdmin, LocalCloud
 from device_sim.partitions import new_users, same_executions, within_subject
 from device_sim.progress import Progress
-from sdk.client import FedWearClient, local_update
+from sdk.client import ACTIVE_JOB, FedWearClient, local_update
 from sdk.crypto.params import CryptoParams
 from sdk.metrics import scores
 from sdk.personalisation import personalise
+from sdk.privacy import PrivacySettings, prepare_update
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport
 
 MONITORED_DEVICES = 50  # per-round global accuracy: on every device's test windows, or this many in larger fleets
 LAZY_SPLITS_KEPT = 64  # devices of a population made on demand whose windows stay in memory
+CHECK_IN_BATCH = 16  # devices checking in at once; a round's check-ins stop after the batch the service turned one away
 
 
 @dataclass
@@ -41,7 +48,8 @@ class FleetConfig:
     """What a fleet run does; faults default to none."""
 
     rounds: int = 30
-    devices_per_round: int | None = None  # None: every active device
+    devices_per_round: int | None = None  # the round's max_devices and target; None: every active device
+    over_selection: float = 1.3  # the service selects this many devices per targeted one
     local_epochs: int = 5
     batch_size: int = 32
     lr: float = 0.02
@@ -70,6 +78,7 @@ class FleetConfig:
     backend: str = "threads"  # where the encrypted engine's devices run: threads, processes or ray
     ray_address: str | None = None  # a Ray cluster (default: a local Ray instance on loopback)
     seed: int = 0
+    privacy: dict | None = None  # {clip_norm, noise_multiplier, delta}: client-side DP (sdk.privacy)
 
 
 def _rounded_mean(values: list[float | None]) -> float | None:
@@ -191,13 +200,21 @@ class Fleet:
         per_round = c.devices_per_round or len(self.participants)
         return {
             "name": f"{self.dataset.name} fleet", "rounds": c.rounds, "min_devices": c.min_devices,
-            "max_devices": max(c.min_devices, per_round), "round_timeout_s": c.round_timeout_s,
+            "max_devices": max(c.min_devices, per_round), "over_selection": c.over_selection,
+            "round_timeout_s": c.round_timeout_s,
             "on_deadline": "extend", "max_extensions": 5,
             "hyperparameters": {"epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
                                 "momentum": c.momentum, "personal_epochs": c.personal_epochs},
             "crypto": {"max_contributors": max(c.min_devices, per_round, 2), "max_weight": CryptoParams.max_weight,
-                       "randomiser": c.randomiser},
+                       "randomiser": c.randomiser, "clip": self._codec_clip()},
+            "privacy": c.privacy,
         }
+
+    def _codec_clip(self) -> float:
+        """The codec's clip: 1, or under privacy the room its noise needs (sdk.privacy.PrivacySettings)."""
+        if self.config.privacy is None:
+            return CryptoParams.clip
+        return PrivacySettings.from_dict(self.config.privacy).required_clip(self.config.min_devices)
 
     def device_dir(self, participant: Participant) -> Path:
         """A device's storage: one per job, so that a new run never reuses another job's credentials."""
@@ -243,12 +260,18 @@ class Fleet:
                 events.append(f"{newcomer.device_id} joined")
         return events
 
-    def _select(self) -> tuple[list[Participant], list[Participant], list[Participant]]:
-        """This round's (on time, stragglers, dropped): the fleet chooses its participants."""
+    def _sample(self) -> list[Participant]:
+        """This round's devices where no service selects them (plaintext engine): `devices_per_round` of the
+        active ones, at random."""
         c = self.config
         chosen = list(self.active)
         if c.devices_per_round and c.devices_per_round < len(chosen):
             chosen = [chosen[i] for i in sorted(self.rng.choice(len(chosen), c.devices_per_round, replace=False))]
+        return chosen
+
+    def _troubles(self, chosen: list[Participant]) -> tuple[list[Participant], list[Participant], list[Participant]]:
+        """The chosen devices as (on time, stragglers, dropped)."""
+        c = self.config
         dropped = [p for p in chosen if self.rng.random() < c.dropout]
         # never drop below the minimum the round needs
         while len(chosen) - len(dropped) - c.stragglers < c.min_devices and dropped:
@@ -257,43 +280,62 @@ class Fleet:
         stragglers = remaining[: c.stragglers]
         return [p for p in remaining if p not in stragglers], stragglers, dropped
 
-    def _task(self, p: Participant, token: str, number: int, late: bool) -> DeviceTask:
+    def _check_in(self, token: str) -> tuple[list[Participant], int]:
+        """The active devices check in, in random order, a batch at a time, until the service turns one away;
+        (the devices it selected, how many checked in)."""
+        order = [self.active[i] for i in self.rng.permutation(len(self.active))]
+        index = {p.device_id: i for i, p in enumerate(self.participants)}
+        selected, checked_in = [], 0
+        with ThreadPoolExecutor(CHECK_IN_BATCH) as pool:
+            for start in range(0, len(order), CHECK_IN_BATCH):
+                batch = order[start:start + CHECK_IN_BATCH]
+                plans = list(pool.map(lambda p: self._client(p, token, index[p.device_id]).check_in(), batch))
+                checked_in += len(batch)
+                selected += [p for p, plan in zip(batch, plans) if plan["selected"]]
+                if not all(plan["selected"] for plan in plans):
+                    break
+        return selected, checked_in
+
+    def _task(self, p: Participant, token: str, number: int, late: bool, round_id: int | None = None) -> DeviceTask:
         c = self.config
         fault_seed = zlib.crc32(f"{c.seed}/{p.device_id}/{number}".encode())
         return DeviceTask(p.device_id, str(self.device_dir(p)), self.cloud.url, token, seed=c.seed * 1000 + number,
-                          faults=c.faults, fault_seed=fault_seed, late=late)
+                          faults=c.faults, fault_seed=fault_seed, late=late, round_id=round_id)
 
     def _encrypted_round(self, number: int, token: str) -> dict:
         observer = self._observer(token)
-        plan = observer.sync()
+        plan = observer.check_in(selects=False)
         version, round_id = plan["model_version"], (plan["round"] or {}).get("id")
-        on_time, stragglers, dropped = self._select()
+        started = time.perf_counter()
+        selected, checked_in = self._check_in(token)
+        check_in_s = time.perf_counter() - started
+        on_time, stragglers, dropped = self._troubles(selected)
         staged = {p.device_id: self.backend.stage(p.device_id, p.train.windows, p.train.labels)
                   for p in on_time + stragglers}  # a real device has its data already: not timed
         precompute_s = self._precompute(on_time + stragglers, token, number)
         started = time.perf_counter()
-        futures = [self.backend.submit(self._task(p, token, number, p in stragglers), staged[p.device_id])
+        futures = [self.backend.submit(self._task(p, token, number, p in stragglers, round_id), staged[p.device_id])
                    for p in stragglers + on_time]
-        results = [f.result() for f in futures[len(stragglers):]]
         ended = self._wait_for_round(observer, version, round_id)
         known = time.time()
-        results += [f.result() for f in futures[: len(stragglers)]]
-        seconds = time.perf_counter() - started
-        on_time_results = results[: len(on_time)]
+        seconds = check_in_s + time.perf_counter() - started
+        results = [f.result() for f in futures[len(stragglers):]] + [f.result() for f in futures[: len(stragglers)]]
+        uploaded = [r for r in results[: len(on_time)] if r.outcome.status == "uploaded"]
         outcomes = {r.device_id: r.outcome for r in results}
         server = ({r["model_version"]: r for r in self.cloud.job(self.job_id)["rounds"] if r["status"] == "published"}
                   if self.cloud.admin_token else {})
         return {
             "round": number, "model_version": version, "ended": ended,
             "counted": server.get(version, {}).get("contributors"), "seconds": round(seconds, 2),
+            "checked_in": checked_in, "selected": len(selected), "check_in_s": round(check_in_s, 3),
             "participants": sorted(d for d, o in outcomes.items() if o.status in ("uploaded", "already_uploaded")),
             "dropped": [p.device_id for p in dropped],
             "stragglers": {p.device_id: outcomes[p.device_id].status for p in stragglers},
             "published": ended == "published",
-            # the on-time devices' work, first start to last end; then until the fleet knew the new model
-            "devices_s": round(max((r.finished for r in on_time_results), default=0)
-                               - min((r.started for r in on_time_results), default=0), 3),
-            "publish_wait_s": round(known - max((r.finished for r in on_time_results), default=known), 3),
+            # the on-time devices' work, first start to last upload; then until the fleet knew the new model
+            "devices_s": round(max((r.finished for r in uploaded), default=0)
+                               - min((r.started for r in uploaded), default=0), 3),
+            "publish_wait_s": round(known - max((r.finished for r in uploaded), default=known), 3),
             "precompute_s": precompute_s,
             "bytes_up": {d: o.bytes_up for d, o in outcomes.items()},
             "processes": {r.device_id: r.pid for r in results},  # the process each device's round ran in
@@ -318,30 +360,34 @@ class Fleet:
     def _wait_for_round(self, observer: FedWearClient, version: int, round_id: int | None,
                         timeout: float | None = None) -> str:
         """How the round that trains model `version` ended: published, failed, or job_<status> when the job
-        ended without publishing it. Raises after `timeout` (default: the deadline with every extension)."""
+        ended without publishing it; learnt through the plan's long-poll. Raises after `timeout` (default:
+        the deadline with every extension)."""
         timeout = timeout or self.config.round_timeout_s * 7 + 60
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            plan = observer.transport.request("GET", "/v1/plan", headers=observer._auth()).json()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            plan = observer.wait_for_version(version, end - time.monotonic())
             if plan["model_version"] > version:
                 return "published"
-            if plan["job_status"] not in ("running", "stopping"):
+            if plan["job_status"] not in ACTIVE_JOB:
                 return f"job_{plan['job_status']}"
             if plan["round"] and plan["round"]["id"] != round_id:
                 return "failed"
-            time.sleep(0.2)
         raise TimeoutError(f"round {round_id} of job {self.job_id} neither published nor failed in {timeout:.0f} s; "
                            f"see `python -m cloud admin job {self.job_id}`")
 
     def _plaintext_round(self, number: int, trainer: TFLiteTrainer, weights: np.ndarray) -> tuple[dict, np.ndarray]:
-        on_time, _, dropped = self._select()
-        hp = self._job_config()["hyperparameters"]
+        on_time, _, dropped = self._troubles(self._sample())
+        job = self._job_config()
+        params = CryptoParams(**{k: v for k, v in job["crypto"].items() if k != "randomiser"})
         started = time.perf_counter()
         deltas, sizes = [], []
         for p in on_time:
             trainer.set_weights(weights, "shared")
-            deltas.append(local_update(trainer, p.train.windows, p.train.labels, hp, self.config.seed * 1000 + number))
-            sizes.append(CryptoParams().weight_of(len(p.train)))
+            delta = local_update(trainer, p.train.windows, p.train.labels, job["hyperparameters"],
+                                 self.config.seed * 1000 + number)
+            delta, size = prepare_update(job, delta, params, len(p.train))  # as a device does before encrypting
+            deltas.append(delta)
+            sizes.append(size)
         mean = sum(w * d.astype(np.float64) for w, d in zip(sizes, deltas)) / sum(sizes)
         record = {"round": number, "model_version": number, "seconds": round(time.perf_counter() - started, 2),
                   "participants": [p.device_id for p in on_time], "dropped": [p.device_id for p in dropped],
@@ -408,6 +454,8 @@ class Fleet:
         c = self.config
         if c.dropout or c.stragglers or c.leave or c.join or c.faults or c.devices_per_round:
             raise ValueError("the tff engine runs every device every round: no dropout, stragglers, churn or faults")
+        if c.privacy:
+            raise ValueError("the tff engine adds no differential-privacy noise: use the encrypted or plaintext engine")
         manifest = evaluator.manifest
         settings = {"rounds": c.rounds, "epochs": c.local_epochs, "batch_size": c.batch_size, "lr": c.lr,
                     "momentum": c.momentum, "seed": c.seed, "clients": len(self.active),
@@ -438,7 +486,7 @@ class Fleet:
         elif c.engine == "encrypted":
             job = self.cloud.create_job(bundle, self._job_config())
             self.job_id = job["id"]
-            token = self.cloud.create_token(job["id"])
+            token = self.cloud.create_token(job["id"], max_uses=None)  # one token for the whole simulated fleet
             self.log(f"job {self.job_id} on {self.cloud.url}; devices in {self.out / 'devices' / self.job_id}")
         trainer = TFLiteTrainer(bundle) if c.engine == "plaintext" else None
         with Progress("rounds", total=c.rounds, enabled=self.show_progress) as progress:
@@ -542,6 +590,9 @@ class Fleet:
             "new_users": {"global": mean(newcomers, "global"), "personalised": mean(newcomers, "personalised"),
                           "executions_used": self.config.new_user_executions, "per_device": newcomers},
             "seconds_per_round": round(float(np.mean([r["seconds"] for r in self.rounds])), 3) if self.rounds else None,
+            "privacy": None if self.config.privacy is None else {
+                **privacy_budget.budget(self.config.privacy, sum(r["published"] for r in self.rounds), self.config.rounds),
+                "min_devices": self.config.min_devices},
             "rounds": self.rounds,
             "per_device": per_device,
         }

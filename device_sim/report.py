@@ -119,6 +119,17 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def privacy_line(report: dict) -> str | None:
+    """The run's differential privacy: epsilon spent at its delta and the noise that bought it."""
+    dp = report.get("privacy")
+    if dp is None:
+        return None
+    return (f"Differential privacy: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:g} over {dp['released_rounds']} "
+            f"released rounds (RDP, no amplification by sampling); clip norm {dp['clip_norm']:g}, noise multiplier "
+            f"{dp['noise_multiplier']:.3g}, each device's share of the noise assuming {dp['min_devices']} honest "
+            "devices per round.")
+
+
 def _markdown(report: dict) -> str:
     mean, f1 = report["mean"], report["mean_macro_f1"]
     lines = [f"# FedWear fleet report: {report['dataset']}", "",
@@ -127,6 +138,8 @@ def _markdown(report: dict) -> str:
              "Accuracy and macro-F1 are means over the training devices (each scored on its own test executions).",
              "", "| model | mean accuracy | mean macro-F1 |", "|---|---|---|"]
     lines += [f"| {k.replace('_', '-')} | {mean[k]:.3f} | {f1[k]:.3f} |" for k in KINDS]
+    if dp := privacy_line(report):
+        lines += ["", dp]
     for name, subset in report["subsets"].items():
         lines += ["", f"{subset['share_of_test_windows']:.0%} of the test windows are {SUBSETS[name]}; accuracy "
                   "on them and on the rest:", "", "| model | on them | on the rest |", "|---|---|---|"]
@@ -170,6 +183,10 @@ def summary_lines(report: dict) -> list[str]:
     lines = [f"{k.replace('_', '-'):>13}: {mean[k]:.3f}" for k in KINDS]
     if nu["global"] is not None:
         lines.append(f"{'new users':>13}: global {nu['global']:.3f} -> personalised {nu['personalised']:.3f}")
+    if report.get("privacy"):
+        dp = report["privacy"]
+        lines.append(f"{'privacy':>13}: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:g} "
+                     f"(noise multiplier {dp['noise_multiplier']:.3g}, clip norm {dp['clip_norm']:g})")
     if "int8" in report:
         q = report["int8"]
         lines.append(f"{'int8 global':>13}: {q['accuracy']['int8']:.3f} (float {q['accuracy']['float']:.3f}), "

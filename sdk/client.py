@@ -1,4 +1,4 @@
-"""The device client: enrol, sync, train, encrypt, upload, personalise, predict.
+"""The device client: enrol, check in, sync, train, encrypt, upload, personalise, predict.
 
 Everything a device must remember lives in its storage directory, so that it
 resumes after a crash or restart: credentials (mode 0600), the bundle, the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import urlencode
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from sdk.attestation import DEVICE_KEY_FILE, SIGNATURE_HEADER, DeviceKey
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE, Manifest
 from sdk.conditions import DeviceConditions
 from sdk.crypto.codec import UpdateEncoder
@@ -31,12 +33,15 @@ from sdk.crypto.randomisers import RandomiserSource, make_randomiser
 from sdk.metrics import scores
 from sdk.personalisation import HeadChoice, choose_head, personalise, predict_blended, reset_personal
 from sdk.precompute import PoolFill, PoolFirstRandomiser
-from sdk.storage import write_atomically
+from sdk.privacy import prepare_update
+from sdk.storage import write_atomically, write_private
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport, ServerError
 
 
 LATE_REFUSALS = ("deadline_passed", "round_closed", "sum_full")  # the round ended before this upload
+ACTIVE_JOB = ("running", "stopping")  # a job that may still open or end rounds
+LONG_POLL_S = 30.0  # one long-poll's wait: well within the transport's timeout and the service's 60 s bound
 HEAD_FILE = "head.json"  # the blend of the two heads a device chose when personalising (sdk.personalisation)
 
 
@@ -45,8 +50,9 @@ class RoundOutcome:
     """What one participation did."""
 
     round_id: int | None
-    status: str  # uploaded, already_uploaded, skipped, late_refused, refused
+    status: str  # uploaded, already_uploaded, not_selected, skipped, late_refused, refused
     reason: str = ""
+    retry_after: int | None = None  # not selected: seconds the service asks the device to wait
     windows: int = 0
     sync_s: float = 0.0  # plan and checks, downloads excluded
     download_s: float = 0.0  # bundle and global weights, when they changed
@@ -102,6 +108,7 @@ class FedWearClient:
         self._randomisers: dict[str, PoolFirstRandomiser] = {}
         self._live: dict[str, RandomiserSource] = {} if live_randomisers is None else live_randomisers
         self._credentials: dict | None = None
+        self._device_key: DeviceKey | None = None
 
     # Enrolment and sync --------------------------------------------------------
     @property
@@ -113,11 +120,18 @@ class FedWearClient:
         if self._credentials is None and self._credentials_file.exists():
             self._credentials = json.loads(self._credentials_file.read_text())
         if self._credentials is None:
-            body = self.transport.request("POST", "/v1/enrol",
-                                          json_body={"token": self._token, "name": self._name}).json()
-            write_atomically(self._credentials_file, json.dumps(body).encode(), mode=0o600)
+            body = self.transport.request("POST", "/v1/enrol", json_body={
+                "token": self._token, "name": self._name, "device_key": self.device_key.public_key()}).json()
+            write_private(self._credentials_file, json.dumps(body).encode())
             self._credentials = body
         return self._credentials["device_id"]
+
+    @property
+    def device_key(self) -> DeviceKey:
+        """The device's signing key (sdk.attestation), made at the first enrolment and kept beside the credentials."""
+        if self._device_key is None:
+            self._device_key = DeviceKey.load_or_create(self.storage / DEVICE_KEY_FILE)
+        return self._device_key
 
     def _auth(self) -> dict:
         self.enrol()
@@ -143,9 +157,40 @@ class FedWearClient:
         if etag:
             write_atomically(etag_file, etag.encode())
 
+    def check_in(self, after_version: int | None = None, wait_s: float = 0.0, selects: bool = True) -> dict:
+        """The plan (GET /v1/plan); with ``selects`` it is the device's check-in, which may select it for the
+        open round. With ``after_version`` a long-poll: the service holds the answer up to ``wait_s`` seconds
+        while the model version is at most ``after_version`` and the job's round stays the same."""
+        query = {"check_in": "true" if selects else "false"}
+        if after_version is not None:
+            query.update(after_version=str(after_version), wait=f"{wait_s:g}")
+        return self._get("/v1/plan?" + urlencode(query)).json()
+
     def sync(self) -> dict:
-        """Fetches the plan, and the bundle and global weights when they changed."""
-        plan = self._get("/v1/plan").json()
+        """Reads the plan without checking in, and fetches the bundle and global weights when they changed."""
+        return self._load(self.check_in(selects=False))
+
+    def wait_for_version(self, version: int, timeout: float = 300.0, selects: bool = False) -> dict:
+        """Holds until the job publishes a model version after ``version``, its round changes or it ends, or
+        ``timeout`` seconds pass, in long-polls of at most LONG_POLL_S; returns the last plan. With
+        ``selects`` it checks in for a new round, so the plan also says whether to train from the new model."""
+        end = time.monotonic() + timeout
+        plan = self.check_in(version, min(LONG_POLL_S, timeout), selects)
+        first = (plan["job_status"], (plan["round"] or {}).get("id"))
+        while (plan["model_version"] <= version and plan["job_status"] in ACTIVE_JOB
+               and (plan["job_status"], (plan["round"] or {}).get("id")) == first and time.monotonic() < end
+               and not (selects and self._to_train(plan))):
+            plan = self.check_in(version, min(LONG_POLL_S, max(0.0, end - time.monotonic())), selects)
+        return plan
+
+    def _to_train(self, plan: dict) -> bool:
+        """Whether the plan selects this device for an open round it has not yet answered."""
+        round_ = plan["round"]
+        return (plan["selected"] and round_ is not None and round_["status"] == "open"
+                and not self._round_files(round_["id"])[1].exists())
+
+    def _load(self, plan: dict) -> dict:
+        """Fetches the bundle and global weights of the plan when they changed, and loads them."""
         bundle = self.storage / "bundle"
         manifest_path = bundle / MANIFEST_FILE
         stale = not manifest_path.exists() or Manifest.from_json(manifest_path.read_text()).model_sha256 != plan["bundle_sha256"]
@@ -225,35 +270,46 @@ class FedWearClient:
         folder = self.storage / "rounds"
         return folder / f"{round_id}.bin", folder / f"{round_id}.json"
 
-    def participate(self, windows, labels, seed: int = 0,
-                    before_upload: Callable[[], None] | None = None) -> RoundOutcome:
-        """Trains on local windows and uploads the encrypted update for the current round."""
+    def participate(self, windows, labels, seed: int = 0, before_upload: Callable[[], None] | None = None,
+                    round_id: int | None = None) -> RoundOutcome:
+        """Checks in; when the service selects this device, trains on local windows and uploads the encrypted
+        update for the current round. Nothing is downloaded unless it is selected; when not, the outcome's
+        ``retry_after`` says when to check in again. ``round_id``: the round the device already checked in
+        for and was selected for; it trains for that round only, without checking in again."""
+        blocked = self.conditions.blocked_by()
+        if blocked:  # a device that may not train now does not check in
+            return RoundOutcome(None, "skipped", blocked, windows=len(labels))
         down_before, downloaded_before, download_s_before = self.bytes_down, self.bytes_downloaded, self.download_s
         start = time.perf_counter()
-        plan = self.sync()
+        plan = self.check_in(selects=round_id is None)
         round_ = plan.get("round")
         outcome = RoundOutcome(round_["id"] if round_ else None, "skipped", windows=len(labels))
-        outcome.download_s = self.download_s - download_s_before
-        outcome.sync_s = time.perf_counter() - start - outcome.download_s
-        outcome.bytes_downloaded = self.bytes_downloaded - downloaded_before
-        if plan.get("job_status", "running") not in ("running", "stopping"):
+        if round_id is not None and (round_ or {}).get("id") != round_id:
+            outcome.reason = f"round {round_id} ended"
+            return outcome
+        if plan.get("job_status", "running") not in ACTIVE_JOB:
             outcome.reason = f"job {plan['job_id']} is {plan['job_status']}: it opens no more rounds"
             return outcome
         if round_ is None or round_["status"] != "open" or round_["model_version"] != plan["model_version"]:
             outcome.reason = "no open round"
             return outcome
+        if not plan["selected"]:
+            outcome.status, outcome.retry_after = "not_selected", plan["retry_after"]
+            outcome.reason = f"not selected for round {round_['id']}: check in again in {plan['retry_after']} s"
+            outcome.bytes_down = self.bytes_down - down_before
+            return outcome
         payload_file, answer_file = self._round_files(round_["id"])
         if answer_file.exists():
             outcome.status, outcome.answer = "already_uploaded", json.loads(answer_file.read_text())
             return outcome
+        if not payload_file.exists() and self.clock() >= parse_deadline(round_["deadline"]):
+            outcome.reason = "deadline passed"
+            return outcome
+        self._load(plan)
+        outcome.download_s = self.download_s - download_s_before
+        outcome.sync_s = time.perf_counter() - start - outcome.download_s
+        outcome.bytes_downloaded = self.bytes_downloaded - downloaded_before
         if not payload_file.exists():
-            blocked = self.conditions.blocked_by()
-            if blocked:
-                outcome.reason = blocked
-                return outcome
-            if self.clock() >= parse_deadline(round_["deadline"]):
-                outcome.reason = "deadline passed"
-                return outcome
             encoder = self._encoder(plan)
             encoder.randomiser.prefetch(encoder.params.plaintexts_for(self.trainer.manifest.shared.size))
             start = time.perf_counter()
@@ -261,7 +317,8 @@ class FedWearClient:
             delta = local_update(self.trainer, windows, labels, plan["hyperparameters"], seed)
             outcome.train_s = time.perf_counter() - start
             start = time.perf_counter()
-            encoded = encoder.encode(delta, encoder.params.weight_of(len(labels)), round_id=round_["id"])
+            update, weight = prepare_update(plan, delta, encoder.params, len(labels))  # DP when the job asks
+            encoded = encoder.encode(update, weight, round_id=round_["id"])
             outcome.crypto_s = time.perf_counter() - start
             outcome.randomisers = encoder.randomiser.last
             outcome.clipped_fraction = encoded.clipped_fraction
@@ -272,8 +329,9 @@ class FedWearClient:
         payload = payload_file.read_bytes()
         start = time.perf_counter()
         try:
+            signature = self.device_key.sign_upload(round_["id"], payload)
             response = self.transport.request("PUT", f"/v1/rounds/{round_['id']}/update", data=payload,
-                                              headers=self._auth())
+                                              headers={**self._auth(), SIGNATURE_HEADER: signature})
         except ServerError as err:
             outcome.status = "late_refused" if err.code in LATE_REFUSALS else "refused"
             outcome.reason = f"{err.code}: {err.message}"

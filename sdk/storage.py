@@ -1,4 +1,4 @@
-"""Crash-safe file writes."""
+"""Crash-safe file writes; the device's secrets (credentials, device key) owner-only."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def write_atomically(path: str | Path, data: bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_private(path: str | Path, data: bytes) -> None:
+    """Writes a secret (credentials, the device key) atomically, readable by its owner only (0600)."""
+    write_atomically(path, data, mode=0o600)
 
 
 def sha256_file(path: str | Path) -> str:

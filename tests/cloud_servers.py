@@ -30,7 +30,8 @@ class Cloud(LocalCloud):
         return super().create_job(bundle, body)
 
     def token(self, job_id: str, **body) -> str:
-        return self.create_token(job_id, **body)
+        """An enrolment token; unlike the operator's default (single-use), unlimited unless `body` says."""
+        return self.create_token(job_id, **{"max_uses": None, **body})
 
     def enrol(self, token: str) -> dict:
         response = requests.post(f"{self.url}/v1/enrol", json={"token": token})

@@ -1,4 +1,4 @@
-"""A Java device key's public key and upload signatures, read and verified by Python's cryptography.
+"""A Java device key's public key and upload signatures, verified by Python's cryptography and by the service.
 
 The protocol: the enrolment's device_key is the base64 DER SubjectPublicKeyInfo of an EC P-256
 key; X-FedWear-Signature is a base64 DER ECDSA-SHA256 signature over
@@ -57,3 +57,31 @@ def test_python_verifies_what_a_java_device_key_signs(tmp_path):
     public.verify(signature, message(123456789012, payload.read_bytes()), ec.ECDSA(hashes.SHA256()))
     with pytest.raises(InvalidSignature):
         public.verify(signature, message(123456789013, payload.read_bytes()), ec.ECDSA(hashes.SHA256()))
+
+
+def test_a_java_device_with_its_key_and_a_python_device_take_part_in_an_attested_job(cloud, bundle_dir, tmp_path):
+    import numpy as np
+
+    from device_sim import synthetic
+    from sdk.client import FedWearClient
+
+    classpath = bridge_java.build()
+    job = cloud.create_job(bundle_dir, rounds=1, min_devices=2, max_devices=2, require_attestation=True)
+    token = cloud.token(job["id"], max_uses=2)
+    device = synthetic.generate(subjects=1, executions=2, seed=5).devices[0]
+    python = FedWearClient(cloud.url, token, tmp_path / "python")
+    assert python.participate(device.windows, device.labels).status == "uploaded"
+    update = tmp_path / "update.f32"
+    update.write_bytes(np.full(python.plan["shared_values"], 0.001, "<f4").tobytes())
+
+    def java(storage, *flags):
+        return bridge_java.run_tool(classpath, "Participate", "--server", cloud.url, "--token", token, "--storage",
+                                    tmp_path / storage, "--update", update, "--windows", 20, "--model-version", 1,
+                                    *flags)
+
+    keyless = java("keyless")
+    assert keyless.returncode != 0 and "device_key_required" in keyless.stdout + keyless.stderr
+    signed = java("java", "--device-key")
+    assert signed.returncode == 0 and bridge_java.last_json(signed)["status"] == "uploaded", signed.stderr
+    assert cloud.job(job["id"])["rounds"][0]["contributors"] == 2
+    cloud.wait_for_version({"Authorization": python._credentials["authorization"]}, 2)

@@ -135,3 +135,23 @@ def test_precomputed_randomisers_take_encryption_off_the_round(cloud, bundle_dir
     cloud.wait_for_version(device, plan["model_version"] + 1)
     moved = cloud.weights(device, plan["model_version"] + 1) - cloud.weights(device, plan["model_version"])
     assert np.max(np.abs(moved - expected)) < 1e-3 and np.max(np.abs(expected)) > 1e-2
+
+
+def test_a_device_not_selected_downloads_nothing_and_a_waiting_one_learns_of_the_next_model(cloud, bundle_dir,
+                                                                                             tmp_path, data):
+    import threading
+
+    job = cloud.create_job(bundle_dir, max_devices=2, min_devices=2, over_selection=1.0)
+    token = cloud.token(job["id"], max_uses=None)
+    chosen = [FedWearClient(cloud.url, token, tmp_path / name) for name in ("a", "b")]
+    assert all(client.check_in()["selected"] for client in chosen)
+    other = FedWearClient(cloud.url, token, tmp_path / "c")
+    outcome = other.participate(*data)
+    assert outcome.status == "not_selected" and outcome.retry_after >= 1, outcome
+    assert outcome.bytes_downloaded == 0 and not (tmp_path / "c" / "bundle").exists()  # no bundle, no weights
+    waited = {}
+    waiting = threading.Thread(target=lambda: waited.update(plan=other.wait_for_version(1, timeout=120)))
+    waiting.start()
+    assert [client.participate(*data).status for client in chosen] == ["uploaded", "uploaded"]
+    waiting.join(timeout=150)
+    assert waited["plan"]["model_version"] == 2 and waited["plan"]["round"]["number"] == 2

@@ -1,4 +1,10 @@
-"""Crash safety: SIGKILL after k of n accepted updates, restart, and every update counts once."""
+"""Crash safety: SIGKILL of the service or of one of its workers during uploads, and every update counts once."""
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import requests
@@ -7,21 +13,39 @@ from sdk.crypto.packing import mean_error_bound
 from tests.cloud_servers import Cloud, encoder_for
 
 
+def prepared_round(cloud, bundle_dir, n: int, seed: int, **config):
+    """A job whose first round takes n devices, the devices, and their distinct encrypted updates."""
+    job = cloud.create_job(bundle_dir, max_devices=n, **config)
+    token = cloud.token(job["id"], max_uses=None)
+    devices = [cloud.enrol(token) for _ in range(n)]
+    plan = cloud.plan(devices[0])
+    rng = np.random.default_rng(seed)
+    updates = [rng.normal(0, 0.05, plan["shared_values"]).astype(np.float32) for _ in range(n)]
+    weights = [int(w) for w in rng.integers(20, 400, n)]
+    payloads = [encoder_for(plan, seed=i).encode(u, w, round_id=plan["round"]["id"]).payload
+                for i, (u, w) in enumerate(zip(updates, weights))]
+    return job, devices, plan, updates, weights, payloads
+
+
+def assert_fedavg_published(cloud, devices, plan, updates, weights) -> None:
+    """Model v2 is v1 plus the FedAvg of every update within the codec's bound."""
+    cloud.wait_for_version(devices[0], 2)
+    base, published = cloud.weights(devices[0], 1), cloud.weights(devices[0], 2)
+    fedavg = sum(w * u.astype(np.float64) for w, u in zip(weights, updates)) / sum(weights)
+    bound = mean_error_bound(encoder_for(plan).params, len(updates), sum(weights))
+    assert np.max(np.abs(published - (base + fedavg))) <= bound + 1e-6
+
+
+def first_round(cloud, job) -> dict:
+    return requests.get(f"{cloud.url}/admin/jobs/{job['id']}", headers=cloud.admin).json()["rounds"][0]
+
+
 def test_round_survives_sigkill_with_each_update_counted_once(tmp_path, bundle_dir, database_url):
     cloud = Cloud(tmp_path, database_url, max_upload_bytes=4 * 1024 * 1024).start()
     try:
         n, k = 6, 3
-        job = cloud.create_job(bundle_dir, max_devices=n, min_devices=n)
-        token = cloud.token(job["id"])
-        devices = [cloud.enrol(token) for _ in range(n)]
-        plan = cloud.plan(devices[0])
+        job, devices, plan, updates, weights, payloads = prepared_round(cloud, bundle_dir, n, 1, min_devices=n)
         round_id = plan["round"]["id"]
-        base = cloud.weights(devices[0], 1)
-        rng = np.random.default_rng(1)
-        updates = [rng.normal(0, 0.05, plan["shared_values"]).astype(np.float32) for _ in range(n)]
-        weights = [int(w) for w in rng.integers(20, 400, n)]
-        payloads = [encoder_for(plan, seed=i).encode(u, w, round_id=round_id).payload
-                    for i, (u, w) in enumerate(zip(updates, weights))]
         answers = [cloud.upload(devices[i], round_id, payloads[i]) for i in range(k)]
         assert [a.json()["contributors"] for a in answers] == [1, 2, 3]
 
@@ -35,15 +59,52 @@ def test_round_survives_sigkill_with_each_update_counted_once(tmp_path, bundle_d
             response = cloud.upload(devices[i], round_id, payloads[i])
             assert response.status_code == 200, response.text
             assert response.json()["contributors"] == i + 1
-        cloud.wait_for_version(devices[0], 2)
-        published = cloud.weights(devices[0], 2)
-        fedavg = sum(w * u.astype(np.float64) for w, u in zip(weights, updates)) / sum(weights)
-        bound = mean_error_bound(encoder_for(plan).params, n, sum(weights))
-        assert np.max(np.abs(published - (base + fedavg))) <= bound + 1e-6
-        rounds = {r["id"]: r for r in requests.get(
-            f"{cloud.url}/admin/jobs/{job['id']}", headers=cloud.admin).json()["rounds"]}
-        assert rounds[round_id]["contributors"] == n and rounds[round_id]["status"] == "published"
-        sums = list((cloud.data_dir / "jobs" / job["id"] / "rounds" / str(round_id)).iterdir())
-        assert len(sums) == 1  # superseded and orphaned sum files are gone
+        assert_fedavg_published(cloud, devices, plan, updates, weights)
+        first = first_round(cloud, job)
+        assert first["contributors"] == n and first["status"] == "published"
+        assert sum(part["contributors"] for part in first["subsums"]) == n
+    finally:
+        cloud.stop()
+
+
+def test_sigkill_of_a_worker_among_several_loses_and_doubles_nothing(tmp_path, bundle_dir, database_url):
+    """Concurrent uploads over 3 gunicorn workers; one worker is killed mid-way; devices retry until answered."""
+    cloud = Cloud(tmp_path, database_url, max_upload_bytes=4 * 1024 * 1024, workers=3).start()
+    try:
+        n = 24
+        job, devices, plan, updates, weights, payloads = prepared_round(
+            cloud, bundle_dir, n, 2, min_devices=6, subsums=3,
+            crypto={"max_contributors": 50, "max_weight": 500, "randomiser": "short-exponent"})
+        round_id = plan["round"]["id"]
+        answered = []
+
+        def upload_until_answered(i: int) -> dict:
+            while True:
+                try:
+                    response = cloud.upload(devices[i], round_id, payloads[i])
+                except requests.RequestException:
+                    time.sleep(0.1)
+                    continue
+                if response.status_code == 200:
+                    answered.append(i)
+                    return response.json()
+                assert response.status_code >= 500, response.text  # a worker died under the request
+                time.sleep(0.1)
+
+        def kill_one_worker():
+            while len(answered) < n // 3:
+                time.sleep(0.01)
+            os.kill(cloud.worker_pids()[0], signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_one_worker)
+        killer.start()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(upload_until_answered, range(n)))
+        killer.join()
+        assert sorted(a["contributors"] for a in answers) == list(range(1, n + 1))  # each counted once
+        assert_fedavg_published(cloud, devices, plan, updates, weights)
+        first = first_round(cloud, job)
+        assert first["contributors"] == n and first["total_weight"] == sum(weights)
+        assert len(first["subsums"]) == 3 and not any(part["dropped"] for part in first["subsums"])
     finally:
         cloud.stop()

@@ -134,35 +134,49 @@ def test_deeply_nested_json_is_a_bad_request(service, bundle_dir, send):
     assert response.status_code == 400 and response.json()["message"] == "config is nested too deeply"
 
 
-def test_ids_out_of_range_and_nul_bytes_are_client_errors(tmp_path, bundle_dir, database_url):
-    cloud = Cloud(tmp_path, database_url).start()
-    try:
-        job = cloud.create_job(bundle_dir)
-        token = cloud.token(job["id"], max_uses=None)
-        device = cloud.enrol(token)
-        for big in (2**31, 2**63, 2**64 + 1):
-            for method, path in (("PUT", f"/v1/rounds/{big}/update"), ("POST", f"/v1/rounds/{big}/report"),
-                                 ("GET", f"/v1/weights/{big}")):
-                response = requests.request(method, cloud.url + path, headers=device, json={"windows": 1})
-                assert response.status_code == 404, (path, response.text)
-        device_id = device["Authorization"].split()[1].split(".")[0]
-        nul = [
-            requests.post(f"{cloud.url}/v1/enrol", json={"token": token, "name": "watch\u0000"}),
-            requests.post(f"{cloud.url}/v1/enrol", json={"token": "enr_\u0000x"}),
-            requests.get(f"{cloud.url}/v1/plan", headers={"Authorization": f"Bearer {device_id}\0.secret"}),
-            requests.get(f"{cloud.url}/admin/jobs/{job['id']}%00", headers=cloud.admin),
-            requests.post(f"{cloud.url}/admin/devices/a%00b/revoke", headers=cloud.admin),
-            requests.post(f"{cloud.url}/admin/tokens/%00/revoke", headers=cloud.admin),
-            requests.post(f"{cloud.url}/admin/jobs", headers=cloud.admin,
-                          data={"config": json.dumps({"name": "a\u0000", "rounds": 1, "min_devices": 2,
-                                                      "max_devices": 2})}),
-        ]
-        for response in nul:
-            assert response.status_code == 400, (response.request.url, response.text)
-            assert "NUL" in response.text or "pattern" in response.text, response.text
-        assert requests.get(f"{cloud.url}/healthz").json() == {"status": "ok", "database": "ok", "keyservice": "ok"}
-    finally:
-        cloud.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def on_each_database(request, tmp_path_factory, bundle_dir):
+    """An aggregation service on SQLite, then on PostgreSQL, with a job and an enrolled device."""
+    tmp = tmp_path_factory.mktemp(f"ids-{request.param}")
+    url = f"sqlite:///{tmp / 'fedwear.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    cloud = Cloud(tmp, url).start()
+    job = cloud.create_job(bundle_dir)
+    token = cloud.token(job["id"], max_uses=None)
+    yield {"cloud": cloud, "job": job, "token": token, "device": cloud.enrol(token)}
+    cloud.stop()
+
+
+@pytest.mark.parametrize("round_id", [2**31, 2**63, 2**64 + 1])
+@pytest.mark.parametrize("method, route", [("PUT", "/v1/rounds/{}/update"), ("POST", "/v1/rounds/{}/report"),
+                                           ("GET", "/v1/weights/{}")])
+def test_round_ids_out_of_range_are_not_found(on_each_database, method, route, round_id):
+    cloud, device = on_each_database["cloud"], on_each_database["device"]
+    response = requests.request(method, cloud.url + route.format(round_id), headers=device, json={"windows": 1})
+    assert response.status_code == 404, response.text
+
+
+NUL_REQUESTS = {
+    "enrolment name": lambda w: requests.post(f"{w['cloud'].url}/v1/enrol",
+                                              json={"token": w["token"], "name": "watch\u0000"}),
+    "enrolment token": lambda w: requests.post(f"{w['cloud'].url}/v1/enrol", json={"token": "enr_\u0000x"}),
+    "device id in the bearer token": lambda w: requests.get(
+        f"{w['cloud'].url}/v1/plan",
+        headers={"Authorization": w["device"]["Authorization"].replace(".", "\0.", 1)}),
+    "job id": lambda w: requests.get(f"{w['cloud'].url}/admin/jobs/{w['job']['id']}%00", headers=w["cloud"].admin),
+    "device id": lambda w: requests.post(f"{w['cloud'].url}/admin/devices/a%00b/revoke", headers=w["cloud"].admin),
+    "token id": lambda w: requests.post(f"{w['cloud'].url}/admin/tokens/%00/revoke", headers=w["cloud"].admin),
+    "job name": lambda w: requests.post(f"{w['cloud'].url}/admin/jobs", headers=w["cloud"].admin, data={
+        "config": json.dumps({"name": "a\u0000", "rounds": 1, "min_devices": 2, "max_devices": 2})}),
+}
+
+
+@pytest.mark.parametrize("where", list(NUL_REQUESTS))
+def test_nul_bytes_are_client_errors(on_each_database, where):
+    response = NUL_REQUESTS[where](on_each_database)
+    assert response.status_code == 400, (response.request.url, response.text)
+    assert "NUL" in response.text or "pattern" in response.text, response.text
+    health = requests.get(f"{on_each_database['cloud'].url}/healthz").json()
+    assert health == {"status": "ok", "database": "ok", "keyservice": "ok"}
 
 
 def test_health_check_never_shows_database_errors(tmp_path):

@@ -104,11 +104,20 @@ def run_cloud_cli(*args, env=None):
 def test_admin_cli_creates_tokens_and_lists_jobs(cloud, bundle_dir):
     import json
 
-    env = {"FEDWEAR_URL": cloud.url, "FEDWEAR_ADMIN_TOKEN": cloud.admin_token}
+    env = {"FEDWEAR_URL": cloud.url, "FEDWEAR_ADMIN_TOKEN": cloud.admin_token,
+           "FEDWEAR_KEYSERVICE_URL": cloud.keyservice_url, "FEDWEAR_KS_ADMIN_TOKEN": cloud.ks_admin_token}
     config = json.dumps({"name": "cli job", "rounds": 2, "min_devices": 2, "max_devices": 4})
     created = run_cloud_cli("admin", "create-job", "--bundle", str(bundle_dir), "--config", config, env=env)
     assert created.returncode == 0, created.stderr
     job_id = json.loads(created.stdout)["id"]
+    registered = requests.get(f"{cloud.keyservice_url}/jobs/{job_id}",
+                              headers={"Authorization": f"Bearer {cloud.ks_admin_token}"})
+    assert registered.status_code == 200 and registered.json()["min_contributors"] == 2
+    unregistered = run_cloud_cli("admin", "create-job", "--bundle", str(bundle_dir), "--config", config,
+                                 env={**env, "FEDWEAR_KS_ADMIN_TOKEN": ""})
+    assert unregistered.returncode != 0 and "register-job" in unregistered.stderr
+    again = run_cloud_cli("admin", "register-job", json.loads(unregistered.stdout)["id"], env=env)
+    assert again.returncode == 0, again.stderr
     token = run_cloud_cli("admin", "create-token", job_id, "--max-uses", "3", env=env)
     assert token.returncode == 0 and json.loads(token.stdout)["max_uses"] == 3
     cloud.enrol(json.loads(token.stdout)["token"])

@@ -78,7 +78,7 @@ def test_fleet_against_an_already_running_service(wearers, cloud, tmp_path):
 
     config = FleetConfig(rounds=1, local_epochs=1, new_users=2, personal_epochs=1, baseline_epochs=1)
     fleet = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None,
-                  cloud=CloudAdmin(cloud.url, cloud.admin_token))
+                  cloud=CloudAdmin(cloud.url, cloud.admin_token, cloud.keyservice_url, cloud.ks_admin_token))
     report = fleet.run()
     assert report["rounds"][0]["published"] and report["rounds"][0]["counted"] == 6
     assert cloud.job(fleet.job_id)["model_version"] == 2
@@ -89,3 +89,15 @@ def requests_ok(url: str) -> bool:
     import requests
 
     return requests.get(f"{url}/healthz").status_code == 200
+
+
+def test_the_service_selects_each_rounds_devices_among_those_that_check_in(tmp_path):
+    wearers = synthetic.generate(subjects=13, executions=3, seed=6)
+    config = FleetConfig(rounds=2, local_epochs=1, new_users=1, personal_epochs=1, baseline_epochs=1, seed=3,
+                         devices_per_round=4, over_selection=1.5, model={"conv_filters": (8, 16), "dense_units": 16})
+    fleet = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None)
+    fleet.train()
+    for r in fleet.rounds:
+        assert r["published"] and r["checked_in"] == 12 and r["selected"] == 6  # one batch of check-ins; 4 x 1.5
+        assert r["counted"] == len(r["participants"]) == 4  # the round closed at max_devices
+    assert fleet.rounds[0]["participants"] != fleet.rounds[1]["participants"]  # random check-in order

@@ -5,13 +5,18 @@ import sys
 from tests.conftest import ROOT
 
 
-def test_load_benchmark_loses_and_double_counts_nothing():
+def test_load_benchmark_loses_and_double_counts_nothing_over_one_and_two_workers():
     proc = subprocess.run(
-        [sys.executable, "benchmarks/load_cloud.py", "--devices", "12", "--params", "3000", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, "benchmarks/load_cloud.py", "--devices", "12", "--params", "3000", "--workers", "1,2",
+         "--latency-devices", "2", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["accepted"] == 12 and result["lost"] == 0 and result["double_counted"] == 0
-    assert result["published"] and result["max_abs_error"] <= result["error_bound"]
-    assert result["p99_ms"] >= result["p50_ms"] > 0
+    assert [run["workers"] for run in result["runs"]] == [1, 2]
+    for run in result["runs"]:
+        assert run["accepted"] == 12 and run["lost"] == 0 and run["double_counted"] == 0
+        assert run["published"] and run["max_abs_error"] <= run["error_bound"]
+        assert run["p99_ms"] >= run["p50_ms"] > 0 and run["last_upload_to_published_s"] >= 0
+    assert result["speedup_2_over_1"] > 0
+    assert result["publish_latency_s"]["at_close"] >= 0 and result["publish_latency_s"]["next_tick"] >= 0

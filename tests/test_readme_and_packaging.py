@@ -52,7 +52,8 @@ def test_pip_install_device_extra_then_the_readme_runs_elsewhere(cloud, bundle_d
     listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
                             capture_output=True, text=True, check=True).stdout
     installed = {line.split("==")[0].lower() for line in listed.split()} - {"pip", "setuptools", "wheel"}
-    assert installed == {"fedwear", "numpy", "tflite-runtime", "phe", "gmpy2"}  # nothing else
+    # nothing else: cryptography (device attestation) brings cffi and pycparser
+    assert installed == {"fedwear", "numpy", "tflite-runtime", "phe", "gmpy2", "cryptography", "cffi", "pycparser"}
 
     app = tmp_path / "app"
     shutil.copytree(bundle_dir, app / "bundle")  # the trainer block reads "bundle/"
@@ -95,3 +96,12 @@ def test_pyproject_pins_match_the_requirements_files():
     for key, version in declared.items():
         assert full.get(key, device.get(key)) == version, key
     assert project["scripts"] == {"fedwear-cloud": "cloud.cli:main", "fedwear-sim": "device_sim.cli:main"}
+
+
+def test_every_test_the_trust_model_names_exists():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Trust model", 1)[1].split("\n### ", 1)[0]
+    named = set(re.findall(r"`(test_\w+)`", section))
+    defined = {name for path in (ROOT / "tests").glob("test_*.py")
+               for name in re.findall(r"^def (test_\w+)", path.read_text(), re.M)}
+    assert len(named) >= 20 and named - defined == set()

@@ -20,11 +20,12 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """An error answered as JSON with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def error_response(app: Flask, status: int, code: str, message: str, headers: dict | None = None):
@@ -35,7 +36,7 @@ def error_response(app: Flask, status: int, code: str, message: str, headers: di
 def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError):
-        return error_response(app, err.status, err.code, err.message)
+        return error_response(app, err.status, err.code, err.message, err.headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):

@@ -18,12 +18,12 @@ from cloud.api.errors import ErrorBody
 from cloud.api.schemas import JobConfig
 
 def documented(summary: str, body=None, auth: str | None = None, responses: dict | None = None,
-               produces: str = "application/json"):
+               produces: str = "application/json", headers: dict | None = None):
     """Annotates a view: body is a pydantic model, 'binary' or 'multipart'; each response a
-    description or (description, model)."""
+    description or (description, model); headers: optional request headers, name -> description."""
 
     def wrap(view):
-        view.openapi = {"summary": summary, "body": body, "auth": auth,
+        view.openapi = {"summary": summary, "body": body, "auth": auth, "headers": headers or {},
                         "responses": responses or {"200": "OK"}, "produces": produces}
         return view
 
@@ -92,6 +92,8 @@ def _response(status: str, answer, produces: str, components: _Components) -> di
 
 def _operation(endpoint: str, method: str, spec: dict, parameters: list, components: _Components) -> dict:
     operation = {"summary": spec["summary"], "operationId": f"{endpoint}_{method.lower()}", "responses": {}}
+    parameters = parameters + [{"name": name, "in": "header", "required": False, "description": description,
+                                "schema": {"type": "string"}} for name, description in spec["headers"].items()]
     if parameters:
         operation["parameters"] = parameters
     body = _request_body(spec["body"], components)

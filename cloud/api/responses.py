@@ -10,7 +10,7 @@ from flask import Response, current_app
 from pydantic import BaseModel, Field
 
 from cloud.api.errors import ErrorBody
-from cloud.api.schemas import CryptoConfig, Hyperparameters, JobSettings, Strict
+from cloud.api.schemas import CryptoConfig, Hyperparameters, JobSettings, PrivacyConfig, Strict
 
 
 class Health(Strict):
@@ -64,6 +64,13 @@ class Plan(Strict):
     shared_values: int = Field(description="number of shared weights: the V of an upload")
     min_devices: int
     max_devices: int
+    selected: bool = Field(description="this device is selected for `round`: train for it and upload; only "
+                                       "selected devices' uploads count")
+    retry_after: int | None = Field(description="when not selected: seconds to wait before checking in again "
+                                                "(null when selected, or when the job opens no more rounds)")
+    privacy: PrivacyConfig | None = Field(None, description="when set, clip the update to L2 norm clip_norm, add "
+                                          "N(0, (noise_multiplier * clip_norm)^2 / min_devices) to every value and "
+                                          "upload with weight crypto.max_weight (docs/privacy.md)")
 
 
 class UploadAnswer(Strict):
@@ -78,6 +85,15 @@ class ReportAnswer(Strict):
 
 
 TIME = "ISO 8601 UTC time, ending in Z"
+
+
+class SubsumOutcome(Strict):
+    """One sub-sum of a round after decryption (docs/encrypted-updates.md#sub-sums)."""
+
+    part: int
+    contributors: int = Field(description="contributions the database counted in it")
+    total_weight: int | None = Field(description="as the key service decrypted it; null when refused")
+    dropped: str | None = Field(description="why it was left out of the published mean; null when kept")
 
 
 class RoundSummary(Strict):
@@ -96,7 +112,8 @@ class RoundSummary(Strict):
     bytes_out: int
     total_weight: int | None
     reported_accuracy: float | None = Field(description="mean accuracy the round's devices reported")
-    error: str | None = Field(description="why the round failed or is waiting, if it did or is")
+    error: str | None = Field(description="why the round failed or is waiting, or which sub-sums it dropped")
+    subsums: list[SubsumOutcome] | None = Field(None, description="after decryption: each sub-sum, kept or dropped")
 
 
 class RoundProgress(RoundSummary):
@@ -129,10 +146,20 @@ class JobEvent(Strict):
     reason: str
 
 
+class PrivacyBudget(PrivacyConfig):
+    """A job's differential-privacy budget (RDP accountant, no amplification by sampling; docs/privacy.md)."""
+
+    released_rounds: int = Field(description="rounds that released a sum: published, or failed with at least "
+                                             "min_devices contributions")
+    epsilon: float = Field(description="spent so far, at the job's delta")
+    epsilon_planned: float = Field(description="after all the job's rounds, at the job's delta")
+
+
 class JobSummary(JobBrief):
     config: JobSettings
     crypto: CryptoSettings
     shared_values: int
+    privacy_budget: PrivacyBudget | None = Field(description="null when the job has no differential privacy")
     rounds: list[RoundSummary]
     events: list[JobEvent]
 
@@ -157,6 +184,8 @@ class DeviceRow(Strict):
     last_seen: str | None = Field(description="its latest upload or report; " + TIME)
     rounds_contributed: int
     revoked: bool
+    device_key: str | None = Field(description="the public key it enrolled with (base64 DER "
+                                               "SubjectPublicKeyInfo, EC P-256), or null")
 
 
 class TokenRow(Strict):

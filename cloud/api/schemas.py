@@ -9,9 +9,11 @@ import json
 from typing import Literal, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cloud.api.errors import ApiError
+from sdk.attestation import load_public_key
+from sdk.privacy import PrivacySettings
 
 Model = TypeVar("Model", bound=BaseModel)
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
@@ -42,6 +44,16 @@ class Hyperparameters(Strict):
     personal_epochs: int = Field(5, ge=0, le=1000)
 
 
+class PrivacyConfig(Strict):
+    """Client-side differential privacy (docs/privacy.md): each device clips its update to L2 norm
+    clip_norm and adds N(0, (noise_multiplier * clip_norm)^2 / min_devices) to every value."""
+
+    clip_norm: float = Field(gt=0, le=1e6, description="L2 norm a device clips its shared-layer update to")
+    noise_multiplier: float = Field(gt=0, le=1e4, description="std of the decrypted sum's noise, in clip_norms, "
+                                                              "as long as min_devices devices are honest")
+    delta: float = Field(gt=0, lt=1, description="the delta at which the job's epsilon is reported")
+
+
 class JobSettings(Strict):
     """How a job's rounds run."""
 
@@ -53,7 +65,23 @@ class JobSettings(Strict):
     max_extensions: int = Field(3, ge=0, le=1000)
     max_failed_rounds: int = Field(10, ge=0, le=100_000,
                                    description="the job stops after this many failed rounds in a row (0: never)")
+    target_devices: int | None = Field(None, ge=2, le=1_000_000,
+                                       description="devices a round aims for (null: max_devices); it selects "
+                                                   "ceil(target_devices * over_selection) of those that check in")
+    over_selection: float = Field(1.3, ge=1, le=10,
+                                  description="devices selected per targeted device: some selected devices "
+                                              "never upload")
+    retry_after_s: float = Field(60, gt=0, le=86400,
+                                 description="pace steering: a device not selected is told to check in again "
+                                             "after this many seconds, spread by +-50%")
+    subsums: int = Field(4, ge=1, le=64,
+                         description="at most this many sub-sums per round, each of at least min_devices "
+                                     "contributions, decrypted and range-checked apart (docs/encrypted-updates.md)")
     hyperparameters: Hyperparameters = Hyperparameters()
+    require_attestation: bool = Field(
+        False, description="devices must send a device_key at enrolment and sign every upload "
+                           "(docs/protocol.md, Device attestation)")
+    privacy: PrivacyConfig | None = Field(None, description="client-side differential privacy; null: off")
 
 
 class JobConfig(JobSettings):
@@ -68,11 +96,35 @@ class JobConfig(JobSettings):
             raise ValueError("max_devices must be at least min_devices")
         if self.max_devices > self.crypto.max_contributors:
             raise ValueError("max_devices must not exceed crypto.max_contributors")
+        if self.target_devices is not None and self.target_devices < self.min_devices:
+            raise ValueError("target_devices must be at least min_devices")
+        return self
+
+    @model_validator(mode="after")
+    def _privacy(self) -> "JobConfig":
+        if self.privacy is not None:  # a PrivacyError is a ValueError: a 400 naming the field
+            PrivacySettings(**self.privacy.model_dump()).check(self.min_devices, self.crypto.quant_bits,
+                                                               self.crypto.clip)
         return self
 
 
+MAX_WAIT_S = 60  # a long-poll holds a server thread: bounded
+
+
+class PlanQuery(BaseModel):
+    """Query parameters of GET /v1/plan (others are ignored)."""
+
+    check_in: bool = Field(True, description="false: read the plan without checking in (selects nothing)")
+    after_version: int | None = Field(None, ge=0, le=2**31 - 1,
+                                      description="long-poll: hold the answer while the model version is at "
+                                                  "most this, nothing else changed and wait has not passed")
+    wait: float = Field(0, ge=0, le=MAX_WAIT_S, description="long-poll: seconds to hold the answer at most")
+
+
 class TokenRequest(Strict):
-    max_uses: int | None = Field(1, ge=1, le=1_000_000, description="null: unlimited")
+    max_uses: int | None = Field(1, ge=1, le=1_000_000,
+                                 description="enrolments the token allows (default 1: single-use); "
+                                             "null, sent explicitly: unlimited")
     expires_in_s: int = Field(86400, ge=1, le=365 * 86400)
 
 
@@ -87,6 +139,15 @@ class FailRoundRequest(Strict):
 class EnrolRequest(Strict):
     token: str = Field(min_length=1, max_length=200, pattern=NO_NUL, description="the enrolment token")
     name: str = Field("", max_length=200, pattern=NO_NUL, description="a label for the operator")
+    device_key: str | None = Field(None, max_length=400, description="base64 DER SubjectPublicKeyInfo of the "
+                                                                     "device's EC P-256 key (attestation)")
+
+    @field_validator("device_key")
+    @classmethod
+    def _p256(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_public_key(value)
+        return value
 
 
 class MetricsReport(Strict):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sdk.crypto import wire
+from sdk.crypto.bounds import slot_problem
 from sdk.crypto.errors import CodecError, SumFullError
 from sdk.crypto.keys import PrivateKey, PublicKey
 from sdk.crypto.packing import dequantise_mean, pack, quantise, unpack
@@ -72,15 +73,23 @@ class EncryptedSum:
 
     def add(self, payload: bytes) -> int:
         """Adds one contribution; returns the number of contributions summed."""
-        if self.contributors >= self.params.max_contributors:
-            raise SumFullError(
-                f"sum already holds max_contributors = {self.params.max_contributors} contributions; "
-                "one more could overflow a slot"
-            )
         parsed = wire.decode(payload, self.params, self.public, self.values, wire.KIND_CONTRIBUTION, self.round_id)
+        return self._multiply(parsed)
+
+    def add_sum(self, aggregate: bytes) -> int:
+        """Adds a stored aggregate of the same round (e.g. another shard); returns the contributions summed."""
+        parsed = wire.decode(aggregate, self.params, self.public, self.values, wire.KIND_AGGREGATE, self.round_id)
+        return self._multiply(parsed)
+
+    def _multiply(self, parsed: wire.Payload) -> int:
+        if self.contributors + parsed.contributors > self.params.max_contributors:
+            raise SumFullError(
+                f"sum already holds {self.contributors} of max_contributors = {self.params.max_contributors} "
+                f"contributions; {parsed.contributors} more could overflow a slot"
+            )
         n2 = self.public.n_square
         self._sum = [a * b % n2 for a, b in zip(self._sum, parsed.ciphertexts)]
-        self.contributors += 1
+        self.contributors += parsed.contributors
         return self.contributors
 
     def to_bytes(self) -> bytes:
@@ -123,18 +132,31 @@ class AggregateDecryptor:
 
     def decrypt(self, aggregate: bytes, min_contributors: int, values: int | None = None,
                 round_id: int | None = None) -> DecryptedAggregate:
-        """Decrypts an aggregate of at least `min_contributors` contributions (of round `round_id` when given)."""
+        """Decrypts an aggregate of at least `min_contributors` contributions (of round `round_id` when given).
+
+        The ciphertext holding the count slot is decrypted first: a count that
+        differs from the header's, or a carry out of the count slot, is refused
+        before anything else is decrypted. The slot sums must then pass the
+        range check of sdk.crypto.bounds.
+        """
         parsed = wire.decode(aggregate, self.params, self.private.public, values, wire.KIND_AGGREGATE, round_id)
         if parsed.contributors < max(2, min_contributors):
             raise CodecError(
                 f"aggregate sums {parsed.contributors} contributions; at least {max(2, min_contributors)} "
                 "are needed before it may be decrypted"
             )
-        plaintexts = [self.private.raw_decrypt(c) for c in parsed.ciphertexts]
+        per, count_slot = self.params.slots_per_plaintext, parsed.values + 1
+        last = self.private.raw_decrypt(parsed.ciphertexts[-1])  # the count slot is the last slot
+        tail = unpack([last], per, self.params)[count_slot % per:]
+        if int(tail[0]) != parsed.contributors:
+            raise CodecError(f"aggregate claims {parsed.contributors} contributions but its count slot holds "
+                             f"{int(tail[0])}")
+        if tail[1:].any():
+            raise CodecError("slots after the count slot are not zero: a carry out of the count slot")
+        plaintexts = [self.private.raw_decrypt(c) for c in parsed.ciphertexts[:-1]] + [last]
         sums = unpack(plaintexts, parsed.values + 2, self.params)
-        if int(sums[-1]) != parsed.contributors:
-            raise CodecError(
-                f"aggregate claims {parsed.contributors} contributions but its count slot holds {int(sums[-1])}"
-            )
+        problem = slot_problem(sums, parsed.contributors, self.params)
+        if problem is not None:
+            raise CodecError(f"aggregate out of range: {problem}")
         return DecryptedAggregate(sums[:-2], int(sums[-2]), int(sums[-1]), dequantise_mean(sums, self.params),
                                   parsed.round_id)

@@ -275,6 +275,11 @@ public final class FedWearClient implements Closeable {
             outcome.reason = "no open round";
             return outcome;
         }
+        if (!current.selected) {
+            outcome.status = "not_selected";
+            outcome.reason = "not selected for round " + round.id + ": check in again in " + current.retryAfter + " s";
+            return outcome;
+        }
         File payloadFile = new File(storage, "rounds/" + round.id + ".bin");
         File answerFile = new File(storage, "rounds/" + round.id + ".json");
         if (answerFile.exists()) {

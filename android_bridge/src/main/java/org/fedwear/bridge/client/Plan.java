@@ -40,6 +40,11 @@ public final class Plan {
     public final Hyperparameters hyperparameters;
     public final String bundleSha256;
     public final int sharedValues;
+    /** The service selected this device for {@link #round} when it checked in (true from a service without
+     * selection); only selected devices train and upload. */
+    public final boolean selected;
+    /** When not selected: seconds to wait before checking in again; null otherwise. */
+    public final Integer retryAfter;
     public final JSONObject raw;
 
     private Plan(JSONObject raw) throws JSONException {
@@ -53,6 +58,8 @@ public final class Plan {
         hyperparameters = Hyperparameters.fromJson(raw.getJSONObject("hyperparameters"));
         bundleSha256 = raw.getString("bundle_sha256");
         sharedValues = raw.getInt("shared_values");
+        selected = raw.optBoolean("selected", true);
+        retryAfter = raw.isNull("retry_after") ? null : raw.getInt("retry_after");
     }
 
     /** Parses a plan; an IllegalArgumentException names what is missing or wrong. */

@@ -5,7 +5,7 @@ import org.json.JSONObject;
 
 /** What one participation did. */
 public final class RoundOutcome {
-    /** uploaded, already_uploaded, skipped, late_refused or refused. */
+    /** uploaded, already_uploaded, not_selected, skipped, late_refused or refused. */
     public String status = "skipped";
     public Long roundId;
     public String reason = "";

@@ -23,7 +23,7 @@ import org.fedwear.bridge.client.ServerException;
  * {@code --fill-pool N} first computes N randomisers into the device's pool (as an app does while
  * charging); the upload then draws its randomisers from the pool when it holds enough.
  *
- * Exit status: 0 uploaded or already uploaded, 3 skipped or refused, 2 bad arguments, 1 failure.
+ * Exit status: 0 uploaded or already uploaded, 3 skipped, not selected or refused, 2 bad arguments, 1 failure.
  * {@code --exit-after-store} halts the process right after the payload is stored (status 75), as a
  * crash would; running again without it sends the stored payload.
  */

@@ -35,6 +35,16 @@ public class PlanTest {
         assertEquals(50, parsed.params.maxContributors);
         assertEquals(2048, parsed.publicKey.bits);
         assertEquals(32, parsed.hyperparameters.batchSize);
+        assertTrue(parsed.selected);  // a service without selection: every device takes part
+        assertNull(parsed.retryAfter);
+    }
+
+    @Test
+    public void aDeviceNotSelectedIsToldWhenToCheckInAgain() throws Exception {
+        Plan parsed = Plan.fromJson(plan("{\"id\": 41, \"number\": 2, \"status\": \"open\", \"model_version\": 3,"
+                + " \"deadline\": \"2030-01-02T03:04:05Z\"}", "").put("selected", false).put("retry_after", 45));
+        assertFalse(parsed.selected);
+        assertEquals(Integer.valueOf(45), parsed.retryAfter);
     }
 
     @Test
