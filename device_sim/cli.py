@@ -155,7 +155,7 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 @_dataset_options
 @click.option("--rounds", type=int, default=None, show_default="30; 20 for feature vectors (breast-cancer)")
 @click.option("--devices-per-round", type=int, default=None, help="Default: every active device.")
-@click.option("--local-epochs", type=int, default=None, show_default="1; 5 for feature vectors (breast-cancer)")
+@click.option("--local-epochs", type=int, default=5, show_default=True, help="Epochs of local training per round.")
 @click.option("--personal-epochs", default=30, show_default=True)
 @click.option("--coral", default=0.0, show_default=True, help="Weight of the CORAL term in personalisation.")
 @click.option("--baseline-epochs", default=40, show_default=True, help="Epochs of local-only and centralised.")
@@ -246,7 +246,6 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
     backend = backend or ("silos" if name == "breast-cancer" else "threads")
     new_users = (0 if tabular else 3) if new_users is None else new_users
     rounds = (20 if tabular else 30) if rounds is None else rounds
-    local_epochs = (5 if tabular else 1) if local_epochs is None else local_epochs
     if min_devices is None:
         training_devices = len(ds.catalogue) - new_users - sum(_events(join).values())
         min_devices = min(devices_per_round or training_devices, training_devices) if dp_epsilon else 2
@@ -263,6 +262,49 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
                          backend=backend, ray_address=ray_address, precompute=precompute, randomiser=randomiser,
                          model=model, spec=spec, int8=int8, seed=seed, min_devices=min_devices, privacy=privacy)
     _run_fleet(ds, config, out, url, training, (job_id, enrolment_token) if job_id else None)
+
+
+@main.command()
+@_dataset_options
+@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
+              help="Rotations (each subject a new wearer once per seed).")
+@click.option("--held-out", type=click.IntRange(1), default=3, show_default=True,
+              help="New wearers per fold; the other subjects train the federation.")
+@click.option("--rounds", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--local-epochs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--personal-epochs", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--baseline-epochs", type=click.IntRange(1), default=40, show_default=True,
+              help="Epochs of local-only and centralised.")
+@click.option("--engine", type=click.Choice(["plaintext", "encrypted"]), default="plaintext", show_default=True,
+              help="How each fold's federation trains (the same FedAvg; encrypted is much slower).")
+@click.option("--server-optimiser", type=click.Choice(["fedavg", "momentum", "fedadam"]), default="fedavg",
+              show_default=True, help="Plaintext engine: how the mean update moves the global model.")
+@click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/curve"), show_default=True,
+              callback=_out_dir, help="Results; folds kept in OUT/folds are skipped when run again.")
+def curve(dataset, data, device, download, sha256, seeds, held_out, rounds, local_epochs, personal_epochs,
+          baseline_epochs, engine, server_optimiser, subjects, out):
+    """The label-efficiency curve: accuracy of a new wearer after k = 0, 1, 2, 3 and all labelled executions
+    (local-only, personalised, global), leave-HELD-OUT-out over every subject and seed, with 95% bootstrap
+    intervals over subjects; writes OUT/curve.json, curve.md and curve.png."""
+    from device_sim.curve import CurveConfig, run_folds, summarise
+    from device_sim.curve_report import table, write
+
+    name = dataset or ("sp-sw-har" if data else "synthetic")
+    config = CurveConfig(seeds=seeds, held_out=held_out, rounds=rounds, local_epochs=local_epochs,
+                         personal_epochs=personal_epochs, baseline_epochs=baseline_epochs, engine=engine,
+                         server_optimiser=server_optimiser)
+    try:
+        ds = load_dataset(name, data, device, download, sha256, subjects=subjects)
+        if ds.spec is None:
+            raise ValueError(f"{name} holds feature vectors in no order: the curve needs recordings of executions")
+        folds = run_folds(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo)
+    except (DataError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    result = summarise(folds, config)
+    path = write(result, out)
+    click.echo(table(result))
+    click.echo(f"curve: {path}")
 
 
 @main.command("export-bundle")

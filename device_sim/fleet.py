@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from cloud import privacy_budget
+from cloud import privacy_budget, server_optimiser
 from device_sim.backends import Backend, DeviceTask, FaultyTransport, make_backend
 from device_sim.dataset import Dataset, DeviceData, pooled
 from device_sim.initial_bundle import export_initial_bundle
@@ -50,7 +50,7 @@ class FleetConfig:
     rounds: int = 30
     devices_per_round: int | None = None  # the round's max_devices and target; None: every active device
     over_selection: float = 1.3  # the service selects this many devices per targeted one
-    local_epochs: int = 1
+    local_epochs: int = 5
     batch_size: int = 32
     lr: float = 0.02
     momentum: float = 0.9
@@ -58,6 +58,7 @@ class FleetConfig:
     coral: float = 0.0  # weight of the CORAL term in personalisation
     baseline_epochs: int = 40
     new_users: int = 3
+    new_user_subjects: tuple = ()  # these subjects as the new users (instead of `new_users` drawn by the seed)
     new_user_executions: int = 2
     min_devices: int = 2
     round_timeout_s: float = 120.0
@@ -71,6 +72,8 @@ class FleetConfig:
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"conv_filters": (64, 128, 128)}
     spec: dict | None = None  # a model spec (JSON form, sdk.model_spec) instead of the activity model
     engine: str = "encrypted"  # "plaintext": FedAvg in numpy; "tff": FedAvg in TensorFlow Federated
+    server_optimiser: str = "fedavg"  # plaintext engine: fedavg, momentum or fedadam (cloud.server_optimiser)
+    server_settings: dict = field(default_factory=dict)  # its settings, e.g. {"lr": 1.0, "beta": 0.9}
     int8: bool = False  # also score the final global model as the bundle's int8 inference model
     backend: str = "threads"  # where the encrypted engine's devices run: threads, processes or ray
     ray_address: str | None = None  # a Ray cluster (default: a local Ray instance on loopback)
@@ -142,11 +145,18 @@ class Fleet:
         self.training = training or dataset
         if self.training.input_spec() != dataset.input_spec() or self.training.label_names != dataset.label_names:
             raise ValueError("training windows must have the test windows' length and labels")
+        if config.server_optimiser != "fedavg" and config.engine != "plaintext":
+            raise ValueError(f"server optimiser {config.server_optimiser}: the plaintext engine only (the service and "
+                             "TFF apply FedAvg)")
         self.show_progress, self.log = show_progress, log
         self.rng = np.random.default_rng(config.seed)
         subjects = dataset.subjects
-        train_subjects, self.new_user_subjects = (
-            new_users(subjects, config.new_users, config.seed) if config.new_users else (subjects, []))
+        if config.new_user_subjects:
+            self.new_user_subjects = sorted(config.new_user_subjects)
+            train_subjects = [s for s in subjects if s not in self.new_user_subjects]
+        else:
+            train_subjects, self.new_user_subjects = (
+                new_users(subjects, config.new_users, config.seed) if config.new_users else (subjects, []))
         dense_index = {device_id: i for i, (device_id, _) in enumerate(self.training.catalogue)}
         self._splits = lru_cache(maxsize=LAZY_SPLITS_KEPT if dataset.lazy else None)(self._split)
         self.participants, self.newcomers = [], []
@@ -165,6 +175,7 @@ class Fleet:
         self._prepared: set[str] = set()
         self._attested = False  # the job requires attestation and the fleet registers its devices' keys
         self._keys_registered: set[str] = set()
+        self._server_state: dict = {}
         self.rounds: list[dict] = []
 
     def _split(self, index: int, dense_index: int, newcomer: bool) -> tuple[DeviceData, DeviceData, DeviceData]:
@@ -394,7 +405,9 @@ class Fleet:
         record = {"round": number, "model_version": number, "seconds": round(time.perf_counter() - started, 2),
                   "participants": [p.device_id for p in on_time], "dropped": [p.device_id for p in dropped],
                   "published": True, "train_s": round(time.perf_counter() - started, 3), "crypto_s": 0.0}
-        return record, (weights + mean).astype(np.float32)
+        weights, self._server_state = server_optimiser.apply(self.config.server_optimiser, weights, mean,
+                                                             self._server_state, **self.config.server_settings)
+        return record, weights
 
     # Evaluation ------------------------------------------------------------------
     def _evaluator(self, bundle: Path, weights: np.ndarray) -> TFLiteTrainer:

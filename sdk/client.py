@@ -30,7 +30,8 @@ from sdk.crypto.codec import UpdateEncoder
 from sdk.crypto.keys import PublicKey
 from sdk.crypto.params import CryptoParams
 from sdk.crypto.randomisers import RandomiserSource, make_randomiser
-from sdk.personalisation import personalise, reset_personal
+from sdk.metrics import scores
+from sdk.personalisation import HeadChoice, choose_head, personalise, predict_blended, reset_personal
 from sdk.precompute import PoolFill, PoolFirstRandomiser
 from sdk.privacy import prepare_update
 from sdk.storage import write_atomically, write_private
@@ -41,6 +42,7 @@ from sdk.transport import HttpTransport, ServerError
 LATE_REFUSALS = ("deadline_passed", "round_closed", "sum_full")  # the round ended before this upload
 ACTIVE_JOB = ("running", "stopping")  # a job that may still open or end rounds
 LONG_POLL_S = 30.0  # one long-poll's wait: well within the transport's timeout and the service's 60 s bound
+HEAD_FILE = "head.json"  # the blend of the two heads a device chose when personalising (sdk.personalisation)
 
 
 @dataclass
@@ -351,25 +353,49 @@ class FedWearClient:
 
     # Personalisation and inference -------------------------------------------
     def personalise(self, windows, labels, epochs: int | None = None, lr: float | None = None,
-                    fresh: bool = False, seed: int = 0, coral: float = 0.0) -> dict:
-        """Fine-tunes the personal layers on the frozen global features; they stay on the device."""
+                    fresh: bool = False, seed: int = 0, coral: float = 0.0, recordings=None) -> dict:
+        """Fine-tunes the personal layers on the frozen global features; they stay on the device.
+
+        With ``recordings`` (one id per window: the recording it was cut from), the device also decides from
+        these labelled recordings alone how much of the personal head to use (sdk.personalisation.choose_head:
+        the global head when they cannot tell); predict and evaluate then use that blend of the two heads.
+        """
         if self.trainer is None:
             self.sync()
         hp = (self.plan or {}).get("hyperparameters", {})
-        loss = personalise(self.trainer, windows, labels, epochs=epochs or hp.get("personal_epochs", 5),
-                           batch_size=hp.get("batch_size", 32), lr=lr or hp.get("lr", 0.02),
-                           momentum=hp.get("momentum", 0.9),
-                           fresh=fresh or not (self.storage / "personal.npz").exists(), seed=seed, coral=coral)
+        settings = {"epochs": epochs or hp.get("personal_epochs", 5), "batch_size": hp.get("batch_size", 32),
+                    "lr": lr or hp.get("lr", 0.02), "momentum": hp.get("momentum", 0.9), "seed": seed, "coral": coral}
+        head_file = self.storage / HEAD_FILE
+        result = {}
+        if recordings is not None:
+            choice = choose_head(self.trainer, windows, labels, recordings, **settings)
+            write_atomically(head_file, json.dumps({"personal_weight": choice.personal_weight}).encode())
+            result["personal_weight"] = choice.personal_weight
+        else:
+            head_file.unlink(missing_ok=True)  # a choice made for other personal layers no longer holds
+        loss = personalise(self.trainer, windows, labels, fresh=fresh or not (self.storage / "personal.npz").exists(),
+                           **settings)
         self.trainer.save_personal(self.storage / "personal.npz")
-        return {"loss": loss}
+        return {"loss": loss, **result}
+
+    def _head_choice(self) -> HeadChoice | None:
+        """The blend chosen by the last personalise with recordings, if any."""
+        path = self.storage / HEAD_FILE
+        return HeadChoice(float(json.loads(path.read_text())["personal_weight"])) if path.exists() else None
 
     def predict(self, windows, head: str = "personal") -> np.ndarray:
         if self.trainer is None:
             self.sync()
-        return self.trainer.predict(windows, head)
+        choice = self._head_choice() if head == "personal" and self.trainer.classifies else None
+        if choice is None:
+            return self.trainer.predict(windows, head)
+        return np.argmax(predict_blended(self.trainer, windows, choice), axis=1)
 
     def evaluate(self, windows, labels, head: str = "personal") -> dict:
         if self.trainer is None:
             self.sync()
-        return self.trainer.evaluate(windows, labels, head)
+        if head != "personal" or self._head_choice() is None or not self.trainer.classifies:
+            return self.trainer.evaluate(windows, labels, head)
+        truth = np.asarray(labels).reshape(-1)
+        return {**scores(truth, self.predict(windows), self.trainer.manifest.num_classes), "windows": int(truth.size)}
 

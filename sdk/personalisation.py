@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
+from sdk.decoding import TransitionModel, decode
 from sdk.trainer import TFLiteTrainer
 
 
@@ -27,3 +32,99 @@ def personalise(trainer: TFLiteTrainer, windows, labels, epochs: int, batch_size
     history = trainer.fit(windows, labels, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
                           part="personal", seed=seed, coral=coral)
     return history.loss
+
+
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # personal head's share in the probabilities a device uses
+MAX_CHECKS = 3  # cross-validation folds at most (recordings dealt into them)
+
+
+@dataclass(frozen=True)
+class HeadChoice:
+    """How much of the personal head a device uses: 0 the global head, 1 the personal head, between a
+    blend of their probabilities; ``checked_on`` held-out windows decided it (0: it could not tell)."""
+
+    personal_weight: float = 0.0
+    checked_on: int = 0
+
+
+def blend(global_probs, personal_probs, personal_weight: float) -> np.ndarray:
+    """The probabilities a device uses: the two heads' mixed by ``personal_weight``."""
+    return (1.0 - personal_weight) * np.asarray(global_probs) + personal_weight * np.asarray(personal_probs)
+
+
+@dataclass
+class HeldOut:
+    """Both heads' probabilities on held-out recordings, each fold's apart, with their true labels."""
+
+    global_probs: list[np.ndarray]
+    personal_probs: list[np.ndarray]
+    recordings: list[np.ndarray]
+    labels: np.ndarray
+
+
+def held_out_heads(trainer: TFLiteTrainer, windows, labels, recordings, epochs: int, batch_size: int = 32,
+                   lr: float = 0.02, momentum: float = 0.9, seed: int = 0, coral: float = 0.0) -> HeldOut | None:
+    """Cross-validation over the wearer's recordings (``recordings``: one id per window), at most MAX_CHECKS
+    folds: the personal layers learn on the other folds, both heads predict the held-out one. None with
+    fewer than two recordings. The trainer's personal weights are left as they were."""
+    windows, y = np.asarray(windows, dtype=np.float32), np.asarray(labels).reshape(-1)
+    ids = np.asarray(recordings).reshape(-1)
+    distinct = list(dict.fromkeys(ids.tolist()))
+    if len(distinct) < 2:
+        return None
+    kept = trainer.get_weights("personal")
+    result = HeldOut([], [], [], np.zeros(0, y.dtype))
+    truth = []
+    for held in np.array_split(np.array(distinct), min(MAX_CHECKS, len(distinct))):
+        out = np.isin(ids, held)
+        personalise(trainer, windows[~out], y[~out], epochs, batch_size, lr, momentum, seed=seed, coral=coral)
+        result.global_probs.append(trainer.predict_proba(windows[out], "global"))
+        result.personal_probs.append(trainer.predict_proba(windows[out], "personal"))
+        result.recordings.append(ids[out])
+        truth.append(y[out])
+    trainer.set_weights(kept, "personal")
+    result.labels = np.concatenate(truth)
+    return result
+
+
+def pick_weight(held_out: HeldOut | None, transitions: TransitionModel | None = None,
+                by: str = "likelihood") -> HeadChoice:
+    """The personal weight that does best on the held-out recordings (decoded with ``transitions`` if given,
+    as in use): by mean log-likelihood of the true labels (``by="likelihood"``, steadier on few windows) or
+    by accuracy; a blend whose held-out accuracy falls below the global head's is refused, ties go to the
+    global head, and nothing held out means the global head."""
+    if held_out is None:
+        return HeadChoice()
+    if by not in ("likelihood", "accuracy"):
+        raise ValueError(f"by must be 'likelihood' or 'accuracy', got {by!r}")
+
+    def scores(weight: float) -> tuple[float, float]:
+        probs = [blend(g, p, weight) for g, p in zip(held_out.global_probs, held_out.personal_probs)]
+        if transitions is not None:
+            probs = [decode(q, seq, transitions) for q, seq in zip(probs, held_out.recordings)]
+        q = np.concatenate(probs)
+        truth = q[np.arange(len(q)), held_out.labels]
+        return float(np.mean(np.argmax(q, axis=1) == held_out.labels)), float(np.mean(np.log(truth + 1e-6)))
+
+    results = [scores(w) for w in BLEND_WEIGHTS]
+    best = int(np.argmax([r[1] if by == "likelihood" else r[0] for r in results]))  # first maximum: least personal
+    if results[best][0] < results[0][0]:
+        best = 0
+    return HeadChoice(BLEND_WEIGHTS[best], int(held_out.labels.size))
+
+
+def choose_head(trainer: TFLiteTrainer, windows, labels, recordings, epochs: int, batch_size: int = 32,
+                lr: float = 0.02, momentum: float = 0.9, seed: int = 0, coral: float = 0.0,
+                transitions: TransitionModel | None = None) -> HeadChoice:
+    """Chooses the personal head's weight from the wearer's labelled windows alone (``held_out_heads``,
+    then ``pick_weight``): never from test data, and the global head when it cannot tell."""
+    held_out = held_out_heads(trainer, windows, labels, recordings, epochs, batch_size, lr, momentum, seed, coral)
+    return pick_weight(held_out, transitions)
+
+
+def predict_blended(trainer: TFLiteTrainer, windows, choice: HeadChoice) -> np.ndarray:
+    """Class probabilities of the heads as ``choice`` blends them."""
+    if choice.personal_weight == 0.0:
+        return trainer.predict_proba(windows, "global")
+    return blend(trainer.predict_proba(windows, "global"), trainer.predict_proba(windows, "personal"),
+                 choice.personal_weight)

@@ -81,6 +81,22 @@ def test_personalises_locally_and_predicts(cloud, job, tmp_path, data):
     assert np.array_equal(restarted.predict(windows), client.predict(windows))
 
 
+def test_personalising_with_recordings_chooses_the_heads_blend_and_keeps_it(cloud, job, tmp_path):
+    device = synthetic.generate(subjects=1, executions=4, seed=6).devices[0]
+    client = FedWearClient(cloud.url, cloud.token(job["id"]), tmp_path / "device")
+    client.sync()
+    first = client.personalise(device.windows[:1], device.labels[:1], epochs=2, recordings=[0])
+    assert first["personal_weight"] == 0.0  # one recording: it cannot tell, so the global head
+    assert np.array_equal(client.predict(device.windows), client.predict(device.windows, "global"))
+    chosen = client.personalise(device.windows, device.labels, epochs=20, recordings=device.execution)
+    assert chosen["personal_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    restarted = FedWearClient(cloud.url, "unused", tmp_path / "device")
+    assert np.array_equal(restarted.predict(device.windows), client.predict(device.windows))
+    assert restarted.evaluate(device.windows, device.labels)["windows"] == len(device.labels)
+    client.personalise(device.windows, device.labels, epochs=1)  # without recordings: the personal head again
+    assert not (tmp_path / "device" / "head.json").exists()
+
+
 def test_a_device_joining_later_starts_its_personal_layers_from_the_current_model(cloud, bundle_dir, tmp_path,
                                                                                      data):
     job = cloud.create_job(bundle_dir, max_devices=2, min_devices=2)

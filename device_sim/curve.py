@@ -1,0 +1,268 @@
+"""The label-efficiency curve: what federation and personal layers are worth to a new wearer after k labels.
+
+Leave-``held_out``-out rotation: per seed the subjects are shuffled and dealt
+into groups; each group in turn is the new wearers while the other subjects
+train the federation (within-subject: their earlier executions train, their
+later ones test). A new wearer's later executions are its fixed test; it has
+labelled its first k of the earlier ones (k = 1, 2, 3, all). Scored per run:
+global (k = 0), local-only (k) trained from the initial model on those
+executions alone, personalised (k): the personal layers fine-tuned on them and
+used as far as the wearer's own held-out executions say
+(sdk.personalisation.choose_head), and the personal head alone. Every model is
+scored with and without activity-sequence decoding (sdk.decoding), whose
+transition counts the federation's devices sum. Each fold's results are kept
+on disk: a rerun skips the folds already done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from device_sim.dataset import Dataset, DeviceData, pooled
+from device_sim.fleet import Fleet, FleetConfig
+from device_sim.partitions import within_subject
+from device_sim.progress import Progress
+from sdk.decoding import TransitionModel, decode, transition_counts
+from sdk.personalisation import blend, held_out_heads, personalise, pick_weight
+from sdk.trainer import TFLiteTrainer
+
+LABELLED = ("1", "2", "3", "all")  # labelled executions of a new wearer
+VARIANTS = ("decoded", "raw")  # with and without activity-sequence decoding
+MODELS = ("local_only", "personalised", "personal_head", "global")
+REFERENCES = ("chosen_by_accuracy", "even_blend")  # other head choices, scored beside (even_blend: fixed 0.5)
+WORSE = {"worse_than_global_2pts": 0.02, "worse_than_global_5pts": 0.05}
+
+
+@dataclass(frozen=True)
+class CurveConfig:
+    """The rotation and the training of every fold."""
+
+    seeds: int = 3
+    held_out: int = 3
+    rounds: int = 30
+    local_epochs: int = 5
+    personal_epochs: int = 30
+    baseline_epochs: int = 40
+    batch_size: int = 32
+    lr: float = 0.02
+    momentum: float = 0.9
+    engine: str = "plaintext"
+    server_optimiser: str = "fedavg"
+    server_settings: dict = field(default_factory=dict)
+    bootstrap: int = 2000
+
+    def fold_settings(self) -> dict:
+        """What a fold's results depend on (a fold on disk with other settings is not reused)."""
+        settings = asdict(self)
+        for name in ("seeds", "bootstrap"):
+            settings.pop(name)
+        return settings
+
+
+def rotation(subjects: list[str], held_out: int, seed: int) -> list[list[str]]:
+    """Subjects shuffled by ``seed`` and dealt into consecutive groups of about ``held_out``."""
+    if not 1 <= held_out < len(subjects):
+        raise ValueError(f"held_out must be between 1 and {len(subjects) - 1}, got {held_out}")
+    order = [subjects[i] for i in np.random.default_rng(seed).permutation(len(subjects))]
+    return [sorted(group) for group in np.array_split(order, max(2, round(len(subjects) / held_out)))]
+
+
+def _accuracy(probs: np.ndarray, test: DeviceData, transitions: TransitionModel) -> dict:
+    decoded = decode(probs, test.execution, transitions)
+    return {"raw": float(np.mean(np.argmax(probs, 1) == test.labels)),
+            "decoded": float(np.mean(np.argmax(decoded, 1) == test.labels))}
+
+
+class FoldRun:
+    """One fold: the federation without the new wearers, then every model scored."""
+
+    def __init__(self, dataset: Dataset, config: CurveConfig, seed: int, new_wearers: list[str], work: Path):
+        self.dataset, self.config, self.seed, self.new_wearers, self.work = dataset, config, seed, new_wearers, work
+
+    def run(self) -> dict:
+        c = self.config
+        started = time.perf_counter()
+        fleet = Fleet(self.dataset, FleetConfig(
+            rounds=c.rounds, local_epochs=c.local_epochs, batch_size=c.batch_size, lr=c.lr, momentum=c.momentum,
+            personal_epochs=c.personal_epochs, baseline_epochs=c.baseline_epochs,
+            new_user_subjects=tuple(self.new_wearers), engine=c.engine, server_optimiser=c.server_optimiser,
+            server_settings=dict(c.server_settings), seed=self.seed), self.work, show_progress=False,
+            log=lambda *_: None)
+        self.weights = fleet.train()
+        np.save(self.work / "final_shared.npy", self.weights)
+        self.bundle, self.initial = fleet.bundle, fleet.initial_weights
+        classes = len(self.dataset.label_names)
+        self.transitions = TransitionModel.from_counts(
+            sum(transition_counts(p.train.labels, p.train.execution, classes) for p in fleet.participants))
+        central = self._trainer(self.initial)
+        x, y = pooled([p.train for p in fleet.participants])
+        self._fit(central, x, y)
+        federated = self._trainer(self.weights)
+        within = {p.subject: self._within(p.train, p.test, federated, central) for p in fleet.participants}
+        newcomers = {p.subject: self._new_wearer(p.data, federated) for p in fleet.newcomers}
+        return {"seed": self.seed, "new_wearers": self.new_wearers, "settings": c.fold_settings(),
+                "final_round_global": fleet.rounds[-1]["global_accuracy"] if fleet.rounds else None,
+                "transitions": self.transitions.transitions.round(4).tolist(),
+                "within": within, "new_wearer": newcomers, "seconds": round(time.perf_counter() - started, 1)}
+
+    def _trainer(self, weights: np.ndarray) -> TFLiteTrainer:
+        trainer = TFLiteTrainer(self.bundle)
+        trainer.set_weights(weights, "shared")
+        return trainer
+
+    def _fit(self, trainer: TFLiteTrainer, x, y) -> None:
+        c = self.config
+        trainer.fit(x, y, epochs=c.baseline_epochs, batch_size=c.batch_size, lr=c.lr, momentum=c.momentum,
+                    seed=self.seed)
+
+    def _local_and_personal(self, labelled: DeviceData, test: DeviceData, federated: TFLiteTrainer) -> dict:
+        """Local-only, personalised (safe), personal head alone; each with and without decoding."""
+        c = self.config
+        local = self._trainer(self.initial)
+        self._fit(local, labelled.windows, labelled.labels)
+        held = held_out_heads(federated, labelled.windows, labelled.labels, labelled.execution, c.personal_epochs,
+                              c.batch_size, c.lr, c.momentum, seed=self.seed)
+        personalise(federated, labelled.windows, labelled.labels, c.personal_epochs, c.batch_size, c.lr, c.momentum,
+                    seed=self.seed)
+        heads = federated.predict_proba(test.windows, "global"), federated.predict_proba(test.windows, "personal")
+
+        def chosen(by: str) -> tuple[dict, dict]:
+            choices = {"decoded": pick_weight(held, self.transitions, by), "raw": pick_weight(held, by=by)}
+            return ({variant: _accuracy(blend(*heads, choice.personal_weight), test, self.transitions)[variant]
+                     for variant, choice in choices.items()},
+                    {variant: choice.personal_weight for variant, choice in choices.items()})
+
+        personalised, weights = chosen("likelihood")
+        by_accuracy, accuracy_weights = chosen("accuracy")
+        return {"local_only": _accuracy(local.predict_proba(test.windows), test, self.transitions),
+                "personalised": personalised, "personal_weight": weights,
+                "chosen_by_accuracy": by_accuracy, "chosen_by_accuracy_weight": accuracy_weights,
+                "personal_head": _accuracy(heads[1], test, self.transitions),
+                "even_blend": _accuracy(blend(*heads, 0.5), test, self.transitions),
+                "labelled_windows": len(labelled)}
+
+    def _within(self, train: DeviceData, test: DeviceData, federated: TFLiteTrainer, central: TFLiteTrainer) -> dict:
+        return {**self._local_and_personal(train, test, federated),
+                "global": _accuracy(federated.predict_proba(test.windows), test, self.transitions),
+                "centralised": _accuracy(central.predict_proba(test.windows), test, self.transitions)}
+
+    def _new_wearer(self, device: DeviceData, federated: TFLiteTrainer) -> dict:
+        labelled_part, test = within_subject(device)
+        executions = labelled_part.executions
+        result = {"global": _accuracy(federated.predict_proba(test.windows), test, self.transitions),
+                  "test_windows": len(test), "labelled_executions": len(executions)}
+        for k in LABELLED:
+            if k != "all" and int(k) > len(executions):
+                continue
+            chosen = executions if k == "all" else executions[: int(k)]
+            labelled = labelled_part.select(np.isin(labelled_part.execution, chosen))
+            result[f"k{k}"] = self._local_and_personal(labelled, test, federated)
+        return result
+
+
+def run_folds(dataset: Dataset, config: CurveConfig, out: Path, show_progress: bool = True,
+              log: Callable[[str], None] = print) -> list[dict]:
+    """Every fold of every seed, each kept in OUT/folds/; folds already there (same settings) are read back."""
+    folds_dir = out / "folds"
+    folds_dir.mkdir(parents=True, exist_ok=True)
+    plan = [(seed, i, group) for seed in range(config.seeds)
+            for i, group in enumerate(rotation(dataset.subjects, config.held_out, seed))]
+    results = []
+    with Progress("curve folds", total=len(plan), enabled=show_progress) as progress:
+        for seed, i, group in plan:
+            path = folds_dir / f"seed{seed}-fold{i}.json"
+            if path.exists():
+                done = json.loads(path.read_text())
+                if done["settings"] != config.fold_settings() or done["new_wearers"] != group:
+                    raise ValueError(f"{path} was made with other settings or subjects; give another --out")
+                results.append(done)
+                progress.advance()
+                continue
+            result = FoldRun(dataset, config, seed, group, out / "work" / f"seed{seed}-fold{i}").run()
+            path.write_text(json.dumps(result, indent=1))
+            results.append(result)
+            progress.advance()
+            log(f"seed {seed} fold {i} (new wearers {', '.join(group)}): {result['seconds']:.0f} s")
+    return results
+
+
+def bootstrap_interval(values: list[float], draws: int, seed: int = 0) -> list[float] | None:
+    """95% percentile interval of the mean of ``values`` (one per subject), resampled ``draws`` times."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return None
+    means = v[np.random.default_rng(seed).integers(v.size, size=(draws, v.size))].mean(axis=1)
+    return [round(float(q), 4) for q in np.percentile(means, [2.5, 97.5])]
+
+
+def _summarise(runs: list[dict], models: tuple[str, ...], draws: int) -> dict:
+    """Means over runs, intervals over subjects (each subject's runs averaged first), worse-than-global shares.
+    ``runs``: one dict per (seed, subject) with "subject" and a score per model."""
+    subjects = sorted({r["subject"] for r in runs})
+
+    def per_subject(score: Callable[[dict], float]) -> list[float]:
+        return [float(np.mean([score(r) for r in runs if r["subject"] == s])) for s in subjects]
+
+    summary: dict = {"runs": len(runs), "subjects": len(subjects), "ci95": {}}
+    for model in models:
+        summary[model] = round(float(np.mean([r[model] for r in runs])), 4)
+        summary["ci95"][model] = bootstrap_interval(per_subject(lambda r, m=model: r[m]), draws)
+    differences = [(a, b) for a in ("personalised", "personal_head") for b in ("local_only", "global")
+                   if a in models and b in models]
+    for a, b in differences:
+        name = f"{a}_minus_{b}"
+        summary[name] = round(float(np.mean([r[a] - r[b] for r in runs])), 4)
+        summary["ci95"][name] = bootstrap_interval(per_subject(lambda r, a=a, b=b: r[a] - r[b]), draws)
+    if "personalised" in models:
+        for name, points in WORSE.items():
+            summary[name] = round(float(np.mean([r["personalised"] - r["global"] < -points for r in runs])), 4)
+        summary["worst_vs_global"] = round(float(min(r["personalised"] - r["global"] for r in runs)), 4)
+        summary["others_worse_than_global"] = {
+            model: {name: round(float(np.mean([r[model] - r["global"] < -points for r in runs])), 4)
+                    for name, points in WORSE.items()}
+            for model in ("personal_head", *REFERENCES) if model in models}
+    return summary
+
+
+def summarise(folds: list[dict], config: CurveConfig) -> dict:
+    """curve.json: new_wearer.k0..kall and within.all, decoded (the default) and ``without_decoding``."""
+    def variant(name: str) -> dict:
+        new_wearer: dict = {"k0": _summarise(
+            [{"subject": s, "global": r["global"][name]} for f in folds for s, r in f["new_wearer"].items()],
+            ("global",), config.bootstrap)}
+        for k in LABELLED:
+            runs = [{"subject": s, "seed": f["seed"], "global": r["global"][name],
+                     **{m: r[f"k{k}"][m][name] for m in (*MODELS, *REFERENCES) if m != "global"}}
+                    for f in folds for s, r in f["new_wearer"].items() if f"k{k}" in r]
+            if runs:
+                new_wearer[f"k{k}"] = _summarise(runs, (*MODELS, *REFERENCES), config.bootstrap)
+                new_wearer[f"k{k}"]["by_seed"] = {
+                    str(seed): {m: round(float(np.mean([r[m] for r in runs if r["seed"] == seed])), 4) for m in MODELS}
+                    for seed in sorted({r["seed"] for r in runs})}
+                new_wearer[f"k{k}"]["personal_weight"] = _weights(
+                    [r[f"k{k}"]["personal_weight"][name] for f in folds for r in f["new_wearer"].values()
+                     if f"k{k}" in r])
+        within_runs = [{"subject": s, **{m: r[m][name] for m in (*MODELS, *REFERENCES, "centralised")}}
+                       for f in folds for s, r in f["within"].items()]
+        within = _summarise(within_runs, (*MODELS, *REFERENCES, "centralised"), config.bootstrap)
+        within["global_minus_centralised"] = round(within["global"] - within["centralised"], 4)
+        within["ci95"]["global_minus_centralised"] = bootstrap_interval(
+            [float(np.mean([r["global"] - r["centralised"] for r in within_runs if r["subject"] == s]))
+             for s in sorted({r["subject"] for r in within_runs})], config.bootstrap)
+        return {"new_wearer": new_wearer, "within": {"all": within}}
+
+    decoded = variant("decoded")
+    return {**decoded, "decoding": True, "without_decoding": variant("raw"),
+            "seeds": sorted({f["seed"] for f in folds}), "folds": len(folds), "config": asdict(config),
+            "fold_seconds": round(float(np.mean([f["seconds"] for f in folds])), 1)}
+
+
+def _weights(values: list[float]) -> dict:
+    """How often each personal weight was chosen."""
+    return {str(w): round(values.count(w) / len(values), 3) for w in sorted(set(values))}
