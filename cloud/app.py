@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, background: bool = False) -> Fl
     app = Flask("fedwear-cloud")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.threads)
     svc = Services(
         settings=settings,
         sessions=make_sessionmaker(engine),

@@ -2,10 +2,12 @@
 
 An accepted update is multiplied into one of the round's shard sums (rows
 of the database, cloud.db.ShardSum) in the same transaction that records the
-contribution and counts it on the round: an answer of "accepted" means it is
+contribution and counts it on its shard: an answer of "accepted" means it is
 durable, and a crash at any point leaves sums and contributions consistent.
-An upload locks only its shard (SKIP LOCKED on PostgreSQL), so several
-workers, on one host or many, add to one round at once.
+An upload locks only one shard with room (SKIP LOCKED on PostgreSQL) and
+writes no row that every upload writes, so several workers, on one host or
+many, add to one round at once. The shards' capacities sum to max_devices;
+after its commit, an upload closes the round if the shards are full.
 
 At close the shards are grouped into sub-sums (cloud.subsums), each
 decrypted by the key service and range-checked on its own. No database
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -84,51 +86,76 @@ def _refuse_copies(session: Session, job_id: str, digest: str) -> None:
         raise DuplicatePayloadError("these payload bytes were already accepted from another device of this job")
 
 
-def _lock_shard(session: Session, round_id: int) -> ShardSum:
-    """The emptiest shard of the round that no other upload holds (or, when all are held, the emptiest), locked."""
-    query = (select(ShardSum).where(ShardSum.round_id == round_id)
+def _lock_shard(session: Session, round_id: int) -> ShardSum | None:
+    """The emptiest shard of the round with room that no other upload holds (when all are held, the emptiest with
+    room, waited for), locked; None when every shard is full."""
+    query = (select(ShardSum).where(ShardSum.round_id == round_id, ShardSum.contributors < ShardSum.capacity)
              .order_by(ShardSum.contributors, ShardSum.shard).limit(1))
     return (session.scalars(query.with_for_update(skip_locked=True)).first()
-            or session.scalars(query.with_for_update()).one())
+            or session.scalars(query.with_for_update()).first())
 
 
-def _count_on_round(session: Session, round_: Round, max_devices: int, size: int) -> tuple[int, str]:
-    """Counts one more contribution on the round row if it is still open and not full; (contributors, status).
+def round_tallies(session: Session, round_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per round: (contributions accepted, their bytes), as committed (and as this session wrote)."""
+    if not round_ids:
+        return {}
+    rows = session.execute(select(Contribution.round_id, func.count(), func.sum(Contribution.size))
+                           .where(Contribution.round_id.in_(round_ids)).group_by(Contribution.round_id)).all()
+    return {round_id: (count, int(size)) for round_id, count, size in rows}
 
-    One conditional UPDATE, the last statement of the upload's transaction,
-    so concurrent workers count exactly and the round row is held only until
-    the commit.
+
+def _filled(round_id: int):
+    """SELECT the number of contributions the round's shards hold."""
+    return select(func.coalesce(func.sum(ShardSum.contributors), 0)).where(ShardSum.round_id == round_id)
+
+
+def close_if_full(session: Session, round_id: int, max_devices: int) -> bool:
+    """Closes the round (open -> closing) if its shards hold max_devices contributions; True if this call closed it.
+
+    One conditional UPDATE, run after an upload's commit (and by every tick,
+    for an upload killed between its commit and this): whichever caller sees
+    the round full first closes it, exactly once.
     """
-    fills = Round.contributors + 1 >= max_devices
-    row = session.execute(
-        update(Round)
-        .where(Round.id == round_.id, Round.status == "open", Round.contributors < max_devices)
-        .values(contributors=Round.contributors + 1, bytes_in=Round.bytes_in + size,
-                status=case((fills, "closing"), else_=Round.status),
-                closed_at=case((fills, utcnow()), else_=Round.closed_at))
-        .returning(Round.contributors, Round.status)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        session.refresh(round_)
-        raise _round_closed(round_)
-    return row.contributors, row.status
+    closed = session.execute(
+        update(Round).where(Round.id == round_id, Round.status == "open", _filled(round_id).scalar_subquery() >= max_devices)
+        .values(status="closing", closed_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    session.commit()
+    return closed == 1
 
 
-def accept_update(session: Session, device: Device, round_id: int, payload: bytes) -> tuple[dict, bool]:
-    """Adds one device's payload to a round; returns (answer, replayed).
+@dataclass(frozen=True)
+class Acceptance:
+    """What became of an upload: the answer, whether it repeats an earlier one, whether this upload closed the round."""
+
+    answer: dict
+    replayed: bool = False
+    closed: bool = False
+
+
+def accept_update(session: Session, device: Device, round_id: int, payload: bytes) -> Acceptance:
+    """Adds one device's payload to a round, then closes the round if that filled it.
 
     The same payload again gets the first answer; a different one for the
     same round is a conflict. Nothing changes unless every check passes.
     """
     try:
-        return _accept(session, device, round_id, payload)
+        acceptance = _accept(session, device, round_id, payload)
     except IntegrityError:  # the same device, or the same bytes, committed concurrently: answer as if after it
         session.rollback()
-        return _accept(session, device, round_id, payload)
+        acceptance = _accept(session, device, round_id, payload)
+    if acceptance.replayed:
+        return acceptance
+    job = session.get(Job, device.job_id)
+    return Acceptance(acceptance.answer, closed=close_if_full(session, round_id, job.config["max_devices"]))
 
 
-def _accept(session: Session, device: Device, round_id: int, payload: bytes) -> tuple[dict, bool]:
+def _accept(session: Session, device: Device, round_id: int, payload: bytes) -> Acceptance:
+    """Adds the payload to a shard with room and records the contribution, in one transaction.
+
+    The round's status is read after the shard is locked: a publisher reads
+    the shards with a lock that waits for this upload, after the round left
+    `open`, so an upload is either in the sum it reads or refused.
+    """
     round_ = device_round(session, device, round_id)
     digest = hashlib.sha256(payload).hexdigest()
     previous = session.scalars(
@@ -136,7 +163,7 @@ def _accept(session: Session, device: Device, round_id: int, payload: bytes) -> 
     ).first()
     if previous is not None:
         if previous.payload_sha256 == digest:
-            return previous.response, True
+            return Acceptance(previous.response, replayed=True)
         raise ApiError(409, "already_contributed",
                        f"this device already sent a different update for round {round_id}")
     if round_.status != "open":
@@ -146,8 +173,12 @@ def _accept(session: Session, device: Device, round_id: int, payload: bytes) -> 
     job = session.get(Job, round_.job_id)
     params = CryptoParams.from_dict(job.crypto)
     public = PublicKey.from_json(job.public_key)
+    shard = _lock_shard(session, round_.id)
+    status = session.scalar(select(Round.status).where(Round.id == round_.id))
+    if status != "open" or shard is None:
+        raise ApiError(409, "round_closed", f"round {round_.id} is {status if status != 'open' else 'full'}, "
+                                            "no longer accepting updates")
     try:
-        shard = _lock_shard(session, round_.id)
         running = (EncryptedSum.from_bytes(shard.aggregate, params, public, job.shared_values, round_.id)
                    if shard.aggregate else EncryptedSum(params, public, job.shared_values, round_.id))
         running.add(payload)
@@ -155,34 +186,43 @@ def _accept(session: Session, device: Device, round_id: int, payload: bytes) -> 
     except PayloadError as exc:
         raise _refusal(exc) from exc
     shard.aggregate, shard.contributors = running.to_bytes(), running.contributors
-    contributors, status = _count_on_round(session, round_, job.config["max_devices"], len(payload))
-    answer = {"accepted": True, "round_id": round_.id, "contributors": contributors, "round_status": status}
+    session.flush()
+    contributors = session.scalar(_filled(round_.id))
+    answer = {"accepted": True, "round_id": round_.id, "contributors": contributors,
+              "round_status": "closing" if contributors >= job.config["max_devices"] else "open"}
     session.add(Contribution(round_id=round_.id, device_id=device.id, shard=shard.shard, payload_sha256=digest,
                              size=len(payload), response=answer))
     session.commit()
-    return answer, False
+    return Acceptance(answer)
 
 
 def close_due_rounds(session: Session, now: datetime | None = None) -> None:
-    """Open rounds past their deadline: close with the minimum, else extend or fail."""
+    """Open rounds that are full close; those past their deadline close with the minimum, else extend or fail."""
     now = now or utcnow()
+    for round_id, job_id in session.execute(select(Round.id, Round.job_id).where(Round.status == "open")).all():
+        close_if_full(session, round_id, session.get(Job, job_id).config["max_devices"])
     due = session.scalars(
         select(Round).where(Round.status == "open", Round.deadline < now).with_for_update()
     ).all()
+    ids = [r.id for r in due]
+    if ids:  # wait for uploads still adding to these rounds' shards, so that the count below holds them
+        session.execute(select(ShardSum.id).where(ShardSum.round_id.in_(ids)).with_for_update(read=True)).all()
+    tallies = round_tallies(session, ids)
     for round_ in due:
         job = session.get(Job, round_.job_id)
         config = job.config
-        if round_.contributors >= config["min_devices"]:
+        contributors = tallies.get(round_.id, (0, 0))[0]
+        if contributors >= config["min_devices"]:
             round_.status, round_.closed_at = "closing", now
         elif config["on_deadline"] == "extend" and round_.extensions < config["max_extensions"]:
             round_.deadline = now + timedelta(seconds=config["round_timeout_s"])
             round_.extensions += 1
             log.info("round extended", extra={"fields": {"job": job.id, "round": round_.number,
-                                                         "contributors": round_.contributors,
+                                                         "contributors": contributors,
                                                          "min_devices": config["min_devices"]}})
         else:
             round_.status, round_.closed_at = "failed", now
-            round_.error = f"deadline passed with {round_.contributors} of {config['min_devices']} devices"
+            round_.error = f"deadline passed with {contributors} of {config['min_devices']} devices"
             round_ended(session, job, round_)
     session.commit()
 
@@ -197,9 +237,14 @@ class SubsumCall:
 
 
 def subsum_calls(session: Session, job: Job, round_: Round) -> list[SubsumCall]:
-    """The round's shards grouped into sub-sums (cloud.subsums.group_shards), each multiplied into one aggregate."""
-    shards = {s.shard: s for s in session.scalars(
-        select(ShardSum).where(ShardSum.round_id == round_.id, ShardSum.contributors > 0)).all()}
+    """The round's shards grouped into sub-sums (cloud.subsums.group_shards), each multiplied into one aggregate.
+
+    Reads every shard FOR SHARE: an upload still adding to one (it saw the
+    round open) is waited for, so its contribution is in the sum.
+    """
+    locked = session.scalars(select(ShardSum).where(ShardSum.round_id == round_.id)
+                             .with_for_update(read=True)).all()
+    shards = {s.shard: s for s in locked if s.contributors > 0}
     counted = dict(session.execute(select(Contribution.shard, func.count()).where(Contribution.round_id == round_.id)
                                    .group_by(Contribution.shard)).all())
     params, public = CryptoParams.from_dict(job.crypto), PublicKey.from_json(job.public_key)

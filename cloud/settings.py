@@ -45,6 +45,7 @@ class Settings:
     max_json_bytes: int = 64 * 1024
     tick_seconds: float = 1.0
     publish_at_close: bool = True
+    threads: int = 8  # request threads per worker process (gunicorn's FEDWEAR_THREADS)
 
     @staticmethod
     def from_env(env=None) -> "Settings":
@@ -66,4 +67,5 @@ class Settings:
             max_json_bytes=_int(env, "FEDWEAR_MAX_JSON_BYTES", 64 * 1024),
             tick_seconds=float(env.get("FEDWEAR_TICK_SECONDS", "1.0")),
             publish_at_close=env.get("FEDWEAR_PUBLISH_AT_CLOSE", "1") != "0",
+            threads=_int(env, "FEDWEAR_THREADS", 8),
         )

@@ -134,17 +134,17 @@ def upload(round_id: int):
     metrics = services().metrics
     payload = request.get_data()  # read in full before any database access (app.py)
     try:
-        answer, replayed = accept_update(session(), g.device, round_id, payload)
+        acceptance = accept_update(session(), g.device, round_id, payload)
     except ApiError as err:
         session().rollback()
         metrics.uploads.labels(err.code).inc()
         raise
-    if answer["round_status"] == "closing" and not replayed and services().publish_soon:
+    if acceptance.closed and services().publish_soon:
         services().publish_soon(round_id)  # this upload filled the round: publish now, not at the next tick
-    metrics.uploads.labels("replayed" if replayed else "accepted").inc()
-    if not replayed:
+    metrics.uploads.labels("replayed" if acceptance.replayed else "accepted").inc()
+    if not acceptance.replayed:
         metrics.bytes_in.inc(len(payload))
-    return reply(UploadAnswer(**answer))
+    return reply(UploadAnswer(**acceptance.answer))
 
 
 @bp.post("/rounds/<int:round_id>/report")
