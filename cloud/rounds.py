@@ -116,8 +116,9 @@ def close_if_full(session: Session, round_id: int, max_devices: int) -> bool:
     for an upload killed between its commit and this): whichever caller sees
     the round full first closes it, exactly once.
     """
+    full = _filled(round_id).scalar_subquery() >= max_devices
     closed = session.execute(
-        update(Round).where(Round.id == round_id, Round.status == "open", _filled(round_id).scalar_subquery() >= max_devices)
+        update(Round).where(Round.id == round_id, Round.status == "open", full)
         .values(status="closing", closed_at=utcnow()).execution_options(synchronize_session=False)).rowcount
     session.commit()
     return closed == 1
