@@ -11,6 +11,7 @@ from flask import Flask, g, request
 from cloud import logs
 from cloud.api import admin, device, ops
 from cloud.api.errors import ApiError, install_error_handlers
+from cloud.batches import UploadBatcher
 from cloud.db import Job, Round, make_engine, make_sessionmaker
 from cloud.keyclient import KeyServiceClient
 from cloud.metrics import Metrics
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, background: bool = False) -> Fl
         store=FileStore(settings.data_dir),
         keyservice=KeyServiceClient(settings.keyservice_url, settings.keyservice_token),
         metrics=Metrics(),
+        batcher=UploadBatcher(),
     )
     svc.metrics.watch_jobs(svc.sessions)
     if settings.publish_at_close:

@@ -68,10 +68,6 @@ def _round_not_found(round_id: int) -> ApiError:
     return ApiError(404, "round_not_found", f"round {round_id} is not a round of this device's job")
 
 
-def _refusal(exc: PayloadError) -> ApiError:
-    return ApiError(exc.status, exc.code, str(exc))
-
-
 def _round_closed(round_: Round) -> ApiError:
     return ApiError(409, "round_closed", f"round {round_.id} is {round_.status}, no longer accepting updates")
 
@@ -133,29 +129,35 @@ class Acceptance:
     closed: bool = False
 
 
-def accept_update(session: Session, device: Device, round_id: int, payload: bytes) -> Acceptance:
-    """Adds one device's payload to a round, then closes the round if that filled it.
+def add_alone(session: Session, device: Device, round_id: int, payload: bytes) -> Acceptance:
+    """Adds one device's payload to a round in a transaction of its own (the caller closes a full round).
 
     The same payload again gets the first answer; a different one for the
     same round is a conflict. Nothing changes unless every check passes.
+    Uploads normally arrive in batches (cloud.batches), which decide here
+    what they cannot decide together.
     """
     try:
-        acceptance = _accept(session, device, round_id, payload)
+        return _accept(session, device, round_id, payload)
     except IntegrityError:  # the same device, or the same bytes, committed concurrently: answer as if after it
         session.rollback()
-        acceptance = _accept(session, device, round_id, payload)
-    if acceptance.replayed:
-        return acceptance
-    job = session.get(Job, device.job_id)
-    return Acceptance(acceptance.answer, closed=close_if_full(session, round_id, job.config["max_devices"]))
+        return _accept(session, device, round_id, payload)
 
 
-def _accept(session: Session, device: Device, round_id: int, payload: bytes) -> Acceptance:
-    """Adds the payload to a shard with room and records the contribution, in one transaction.
+@dataclass(frozen=True)
+class Checked:
+    """An upload that passed the checks made before any shard is locked: its job, its round's size, its digest."""
 
-    The round's status is read after the shard is locked: a publisher reads
-    the shards with a lock that waits for this upload, after the round left
-    `open`, so an upload is either in the sum it reads or refused.
+    job: Job
+    max_devices: int
+    digest: str
+
+
+def check_upload(session: Session, device: Device, round_id: int, payload: bytes) -> Checked | Acceptance:
+    """The checks before a shard is locked: the first answer again for a replay (Acceptance), else Checked.
+
+    ApiError for another round's id, a different update from this device,
+    a round no longer open or past its deadline.
     """
     round_ = device_round(session, device, round_id)
     digest = hashlib.sha256(payload).hexdigest()
@@ -172,27 +174,54 @@ def _accept(session: Session, device: Device, round_id: int, payload: bytes) -> 
     if utcnow() > round_.deadline:
         raise ApiError(409, "deadline_passed", f"round {round_id}'s deadline passed at {round_.deadline.isoformat()}Z")
     job = session.get(Job, round_.job_id)
-    params = CryptoParams.from_dict(job.crypto)
-    public = PublicKey.from_json(job.public_key)
-    shard = _lock_shard(session, round_.id)
-    status = session.scalar(select(Round.status).where(Round.id == round_.id))
+    return Checked(job, job.config["max_devices"], digest)
+
+
+def locked_shard(session: Session, job: Job, round_id: int) -> tuple[ShardSum, EncryptedSum]:
+    """A shard of the round with room, locked, and its sum to add to; ApiError when the round is no longer open.
+
+    The round's status is read after the shard is locked: a publisher reads
+    the shards with a lock that waits for this upload, after the round left
+    `open`, so an upload is either in the sum it reads or refused.
+    """
+    shard = _lock_shard(session, round_id)
+    status = session.scalar(select(Round.status).where(Round.id == round_id))
     if status != "open" or shard is None:
-        raise ApiError(409, "round_closed", f"round {round_.id} is {status if status != 'open' else 'full'}, "
+        raise ApiError(409, "round_closed", f"round {round_id} is {status if status != 'open' else 'full'}, "
                                             "no longer accepting updates")
-    try:
-        running = (EncryptedSum.from_bytes(shard.aggregate, params, public, job.shared_values, round_.id)
-                   if shard.aggregate else EncryptedSum(params, public, job.shared_values, round_.id))
-        running.add(payload)
-        _refuse_copies(session, round_.job_id, digest)
-    except PayloadError as exc:
-        raise _refusal(exc) from exc
+    params, public = CryptoParams.from_dict(job.crypto), PublicKey.from_json(job.public_key)
+    running = (EncryptedSum.from_bytes(shard.aggregate, params, public, job.shared_values, round_id)
+               if shard.aggregate else EncryptedSum(params, public, job.shared_values, round_id))
+    return shard, running
+
+
+def shard_written(session: Session, shard: ShardSum, running: EncryptedSum, max_devices: int) -> dict:
+    """Stores the shard's new sum and count (not yet committed); the answer for the contributions just added."""
     shard.aggregate, shard.contributors = running.to_bytes(), running.contributors
     session.flush()
-    contributors = session.scalar(_filled(round_.id))
-    answer = {"accepted": True, "round_id": round_.id, "contributors": contributors,
-              "round_status": "closing" if contributors >= job.config["max_devices"] else "open"}
-    session.add(Contribution(round_id=round_.id, device_id=device.id, shard=shard.shard, payload_sha256=digest,
-                             size=len(payload), response=answer))
+    contributors = session.scalar(_filled(shard.round_id))
+    return {"accepted": True, "round_id": shard.round_id, "contributors": contributors,
+            "round_status": "closing" if contributors >= max_devices else "open"}
+
+
+def refusal(exc: PayloadError) -> ApiError:
+    return ApiError(exc.status, exc.code, str(exc))
+
+
+def _accept(session: Session, device: Device, round_id: int, payload: bytes) -> Acceptance:
+    """Adds the payload to a shard with room and records the contribution, in one transaction."""
+    checked = check_upload(session, device, round_id, payload)
+    if isinstance(checked, Acceptance):
+        return checked
+    shard, running = locked_shard(session, checked.job, round_id)
+    try:
+        running.add(payload)
+        _refuse_copies(session, checked.job.id, checked.digest)
+    except PayloadError as exc:
+        raise refusal(exc) from exc
+    answer = shard_written(session, shard, running, checked.max_devices)
+    session.add(Contribution(round_id=round_id, device_id=device.id, shard=shard.shard,
+                             payload_sha256=checked.digest, size=len(payload), response=answer))
     session.commit()
     return Acceptance(answer)
 

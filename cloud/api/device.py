@@ -21,7 +21,7 @@ from cloud.api.responses import (
 from cloud.api.schemas import EnrolRequest, Hyperparameters, MetricsReport, parse
 from cloud.credentials import authenticate_device, hash_secret
 from cloud.db import Device, DeviceReport, EnrolmentToken, Job, utcnow
-from cloud.rounds import accept_update, current_round, device_round
+from cloud.rounds import current_round, device_round
 from cloud.services import services, session
 from sdk.bundle import MANIFEST_FILE, MODEL_FILE, Manifest
 
@@ -134,7 +134,7 @@ def upload(round_id: int):
     metrics = services().metrics
     payload = request.get_data()  # read in full before any database access (app.py)
     try:
-        acceptance = accept_update(session(), g.device, round_id, payload)
+        acceptance = services().batcher.accept(session(), g.device, round_id, payload)
     except ApiError as err:
         session().rollback()
         metrics.uploads.labels(err.code).inc()
