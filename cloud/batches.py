@@ -32,6 +32,7 @@ from cloud.rounds import (
     refusal,
     shard_written,
 )
+from sdk.crypto.codec import EncryptedSum
 from sdk.crypto.errors import DuplicatePayloadError, PayloadError
 
 MAX_BATCH = 32  # uploads one transaction adds at most
@@ -128,7 +129,8 @@ def _add_batch(session: Session, round_id: int, batch: list[Pending]) -> list[Pe
             rest.append(item)  # decided alone once this batch is written
             continue
         try:
-            if item.checked.digest in seen:
+            if item.checked.digest in seen:  # its own faults first, as when alone
+                EncryptedSum(running.params, running.public, running.values, round_id).add(item.payload)
                 raise DuplicatePayloadError("these payload bytes were already accepted from another device of "
                                             "this job")
             running.add(item.payload)
