@@ -8,7 +8,8 @@ accepted update counted exactly once, and the published model equal to the
 plaintext weighted FedAvg of the accepted updates within the codec's bound.
 It also measures, on small rounds, the time from the last upload's answer to
 the published model with publication at close and with publication at the
-next tick of the round ticker (1 s), in the same run (median of 3 rounds each).
+next tick of the round ticker (1 s), in the same run (median of 3 rounds each),
+and the CPU each side spent per upload while the uploads ran (CpuMeter).
 
 Payloads: a few devices' updates are encrypted in full; every other device's
 payload is one of them with each ciphertext multiplied by the same fresh
