@@ -8,7 +8,8 @@ accepted update counted exactly once, and the published model equal to the
 plaintext weighted FedAvg of the accepted updates within the codec's bound.
 It also measures, on small rounds, the time from the last upload's answer to
 the published model with publication at close and with publication at the
-next tick of the round ticker (1 s), in the same run (median of 3 rounds each).
+next tick of the round ticker (1 s), in the same run (median of 3 rounds each),
+and the CPU each side spent per upload while the uploads ran (CpuMeter).
 
 Payloads: a few devices' updates are encrypted in full; every other device's
 payload is one of them with each ciphertext multiplied by the same fresh
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import click  # noqa: E402
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 import requests  # noqa: E402
 
 from device_sim.local_cloud import LocalCloud  # noqa: E402
@@ -71,6 +73,52 @@ def bundle_with_about(params: int, out: Path) -> int:
 
 
 @dataclass
+class CpuMeter:
+    """CPU seconds spent while the uploads run: the aggregator's workers, PostgreSQL (its own processes and the
+    connections to this database, not another's), this load client, and the whole machine (busy, of its cores)."""
+
+    workers: list
+    database: str | None
+    started: dict | None = None
+
+    def _postgres(self) -> list:
+        """PostgreSQL's processes but the connections to another database ("postgres: 15/main: USER DB HOST(PORT) ...")."""
+        found = []
+        for process in psutil.process_iter(["name", "cmdline"]):
+            words = " ".join(process.info["cmdline"] or []).split()
+            connection = len(words) > 4 and ("(" in words[4] or words[4] == "[local]")
+            if process.info["name"] == "postgres" and (not connection or self.database in (None, words[3])):
+                found.append(process)
+        return found
+
+    def sample(self) -> dict:
+        def seconds(processes) -> float:
+            total = 0.0
+            for process in processes:
+                try:
+                    times = process.cpu_times()
+                    total += times.user + times.system
+                except psutil.Error:
+                    pass
+            return total
+
+        machine = psutil.cpu_times()
+        return {"workers": seconds(self.workers),
+                "postgres": seconds(self._postgres()),
+                "client": seconds([psutil.Process()]),
+                "machine_busy": sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)}
+
+    def start(self) -> None:
+        self.started = self.sample()
+
+    def per_upload_ms(self, uploads: int, wall: float) -> dict:
+        ended = self.sample()
+        spent = {name: ended[name] - self.started[name] for name in ended}
+        return {**{name: round(1000 * value / max(1, uploads), 1) for name, value in spent.items()},
+                "machine_busy_cores": round(spent["machine_busy"] / wall, 2)}
+
+
+@dataclass
 class Fleet:
     """Devices' updates and weights (device i sends base i % BASES, re-randomised by its own encryption of zero)."""
 
@@ -100,7 +148,8 @@ class Fleet:
         return wire.encode(wire.KIND_CONTRIBUTION, self.params, self.public, round_id, self.values, 1, ciphertexts)
 
 
-def one_round(cloud: LocalCloud, bundle: Path, fleet: Fleet, devices: int, concurrency: int, timeout: float) -> dict:
+def one_round(cloud: LocalCloud, bundle: Path, fleet: Fleet, devices: int, concurrency: int, timeout: float,
+              database: str | None = None) -> dict:
     """A job whose one round takes `devices` uploads; what happened to them."""
     job = cloud.create_job(bundle, {
         "name": "load", "rounds": 1, "min_devices": devices, "max_devices": devices, "round_timeout_s": 3600,
@@ -126,10 +175,13 @@ def one_round(cloud: LocalCloud, bundle: Path, fleet: Fleet, devices: int, concu
         answered_at[i] = time.perf_counter()
         return ok, (answered_at[i] - t0) * 1000
 
+    meter = CpuMeter([psutil.Process(pid) for pid in cloud.worker_pids()], database)
+    meter.start()
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(upload, range(devices)))
     wall = time.perf_counter() - started
+    cpu = meter.per_upload_ms(devices, wall)
     accepted = [i for i, (ok, _) in enumerate(results) if ok]
     deadline = time.time() + 600
     while len(accepted) == devices and time.time() < deadline and cloud.job(job["id"])["model_version"] < 2:
@@ -143,7 +195,7 @@ def one_round(cloud: LocalCloud, bundle: Path, fleet: Fleet, devices: int, concu
            "uploads_per_s": round(len(accepted) / wall, 1), "wall_s": round(wall, 2),
            "p50_ms": round(statistics.median(latencies), 1),
            "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
-           "published": state["model_version"] >= 2, "max_abs_error": None, "error_bound": None,
+           "cpu_ms_per_upload": cpu, "published": state["model_version"] >= 2, "max_abs_error": None, "error_bound": None,
            "last_upload_to_published_s": None}
     if row["published"]:
         row["last_upload_to_published_s"] = round(published_at - max(answered_at), 3)
@@ -154,6 +206,11 @@ def one_round(cloud: LocalCloud, bundle: Path, fleet: Fleet, devices: int, concu
         row["max_abs_error"] = float(np.max(np.abs(new - base - fedavg)))
         row["error_bound"] = mean_error_bound(fleet.params, len(accepted), total)
     return row
+
+
+def database_name(url: str | None) -> str | None:
+    """The PostgreSQL database a URL names (None for SQLite)."""
+    return None if url is None or url.startswith("sqlite") else url.rsplit("/", 1)[-1].split("?")[0]
 
 
 @click.command()
@@ -188,7 +245,7 @@ def main(devices: int, params: int, workers: str, database_url: str | None, conc
                     fleet = Fleet.make(max(devices, latency_devices), values, plan_params, public)
                     encrypt_s = time.perf_counter() - started
                 runs[count] = {"workers": count, **one_round(cloud, tmp / "bundle", fleet, devices, concurrency,
-                                                             timeout)}
+                                                             timeout, database_name(database_url))}
         for at_close in (True, False):
             with LocalCloud(tmp / "cloud", database_url, max_upload_bytes=16 * 1024 * 1024, workers=1,
                             tick_seconds=1.0, publish_at_close=at_close) as cloud:

@@ -12,6 +12,7 @@ from cloud import logs
 from cloud.api import admin, device, ops
 from cloud.api.errors import ApiError, install_error_handlers
 from cloud.attested_rounds import signed_subsum
+from cloud.batches import UploadBatcher
 from cloud.db import Job, Round, make_engine, make_sessionmaker
 from cloud.keyclient import KeyServiceClient
 from cloud.metrics import Metrics
@@ -31,13 +32,14 @@ def create_app(settings: Settings | None = None, background: bool = False) -> Fl
     app = Flask("fedwear-cloud")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.threads)
     svc = Services(
         settings=settings,
         sessions=make_sessionmaker(engine),
         store=FileStore(settings.data_dir),
         keyservice=KeyServiceClient(settings.keyservice_url, settings.keyservice_token),
         metrics=Metrics(),
+        batcher=UploadBatcher(),
     )
     svc.metrics.watch_jobs(svc.sessions)
     if settings.publish_at_close:

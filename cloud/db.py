@@ -68,8 +68,6 @@ class Round(Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     deadline: Mapped[datetime] = mapped_column(DateTime)
     extensions: Mapped[int] = mapped_column(Integer, default=0)
-    contributors: Mapped[int] = mapped_column(Integer, default=0)
-    bytes_in: Mapped[int] = mapped_column(Integer, default=0)
     bytes_out: Mapped[int] = mapped_column(Integer, default=0)
     total_weight: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # after decryption: one entry per sub-sum, {"part", "contributors", "total_weight", "dropped"} (cloud.subsums)
@@ -83,8 +81,11 @@ class Round(Base):
 class ShardSum(Base):
     """One shard of a round's encrypted sum: the product of the contributions added to it.
 
-    A round has a fixed number of shards (cloud.rounds.SHARDS); an upload locks
-    one, so uploads to one round add in parallel. At close the shards are
+    A round has a fixed number of shards (cloud.lifecycle.SHARDS), each with a
+    fixed capacity, the capacities summing to the round's max_devices. An
+    upload locks one shard with room, so uploads to one round add in parallel
+    and no row is written by every upload; the round's contributors are the
+    sum of its shards' (cloud.rounds.round_tallies). At close the shards are
     grouped into sub-sums (cloud.subsums) that the key service decrypts apart.
     """
 
@@ -93,6 +94,7 @@ class ShardSum(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     shard: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer)
     contributors: Mapped[int] = mapped_column(Integer, default=0)
     aggregate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # wire format; None while empty
 
@@ -190,12 +192,14 @@ class JobEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, threads: int = 8) -> Engine:
     """An engine whose write transactions serialise where they must.
 
     SQLite gets BEGIN IMMEDIATE (one writer at a time, across processes);
     PostgreSQL rows are locked with SELECT ... FOR UPDATE where it matters
-    (an upload locks one shard of its round, SKIP LOCKED).
+    (an upload locks one shard of its round with room, SKIP LOCKED). The pool
+    holds a connection for each of the worker's `threads` and two more (the
+    round ticker, a publisher), so no request waits for a connection.
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
@@ -211,7 +215,7 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     else:
-        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=threads + 2, max_overflow=20, pool_pre_ping=True)
     Base.metadata.create_all(engine)
     return engine
 

@@ -25,7 +25,7 @@ ACTIVE = ("running", "stopping")
 ENDED = ("stopped", "aborted", "finished")
 UNFINISHED_ROUNDS = ("open", "closing")
 DEFAULT_MAX_FAILED_ROUNDS = 10
-SHARDS = 16  # shard sums per round: uploads lock one each, so up to this many add at once
+SHARDS = 16  # shard sums per round (fewer when max_devices is smaller): uploads lock one each, so this many add at once
 
 
 def record(session: Session, job: Job, kind: str, reason: str = "", round_number: int | None = None) -> None:
@@ -49,8 +49,15 @@ def open_round(session: Session, job: Job, number: int) -> Round:
     )
     session.add(round_)
     session.flush()
-    session.add_all(ShardSum(round_id=round_.id, shard=shard) for shard in range(SHARDS))
+    session.add_all(ShardSum(round_id=round_.id, shard=shard, capacity=capacity)
+                    for shard, capacity in enumerate(shard_capacities(job.config["max_devices"])))
     return round_
+
+
+def shard_capacities(max_devices: int) -> list[int]:
+    """How many contributions each of a round's shards takes: as even as possible, summing to max_devices."""
+    shards = min(SHARDS, max_devices)
+    return [max_devices // shards + (shard < max_devices % shards) for shard in range(shards)]
 
 
 def consecutive_failures(session: Session, job: Job) -> int:

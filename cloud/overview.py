@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from cloud import privacy_budget
 from cloud.db import Contribution, Device, DeviceReport, EnrolmentToken, Job, JobEvent, ModelVersion, Round, utcnow
-from cloud.rounds import current_round
+from cloud.rounds import current_round, round_tallies
 
 CHART_ROUNDS = 200  # the charts show at most the latest this many rounds
 
@@ -19,14 +19,15 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat() + "Z"
 
 
-def round_row(r: Round, accuracy: float | None = None) -> dict:
+def _round_row(r: Round, tally: tuple[int, int], accuracy: float | None = None) -> dict:
+    """One round; `tally`: its contributions and their bytes (cloud.rounds.round_tallies)."""
     end = r.published_at or r.closed_at
     return {
         "id": r.id, "number": r.number, "status": r.status, "model_version": r.model_version,
-        "contributors": r.contributors, "extensions": r.extensions, "opened_at": iso(r.opened_at),
+        "contributors": tally[0], "extensions": r.extensions, "opened_at": iso(r.opened_at),
         "deadline": iso(r.deadline), "closed_at": iso(r.closed_at), "published_at": iso(r.published_at),
         "seconds": None if end is None else round((end - r.opened_at).total_seconds(), 1),
-        "bytes_in": r.bytes_in, "bytes_out": r.bytes_out, "total_weight": r.total_weight,
+        "bytes_in": tally[1], "bytes_out": r.bytes_out, "total_weight": r.total_weight,
         "reported_accuracy": accuracy, "error": r.error, "subsums": r.subsums,
     }
 
@@ -45,7 +46,7 @@ def progress(db: Session, job: Job) -> dict | None:
     if r is None:
         return None
     config = job.config
-    return {**round_row(r), "min_devices": config["min_devices"], "max_devices": config["max_devices"],
+    return {**round_rows(db, [r])[0], "min_devices": config["min_devices"], "max_devices": config["max_devices"],
             "max_extensions": config["max_extensions"],
             "seconds_left": max(0.0, round((r.deadline - utcnow()).total_seconds(), 1)) if r.status == "open" else None}
 
@@ -86,19 +87,27 @@ def privacy(db: Session, job: Job) -> dict | None:
     settings = job.config.get("privacy")
     if settings is None:
         return None
-    released = db.scalar(select(func.count()).select_from(Round).where(
-        Round.job_id == job.id, (Round.status == "published")
-        | ((Round.status == "failed") & (Round.contributors >= job.config["min_devices"]))))
+    rounds = db.execute(select(Round.id, Round.status).where(
+        Round.job_id == job.id, Round.status.in_(("published", "failed")))).all()
+    tallies = round_tallies(db, [r.id for r in rounds if r.status == "failed"])
+    released = sum(1 for r in rounds if r.status == "published"
+                   or tallies.get(r.id, (0, 0))[0] >= job.config["min_devices"])
     return privacy_budget.budget(settings, released, job.config["rounds"])
 
 
 def job_summary(db: Session, job: Job) -> dict:
     """A job with its configuration, every round (deadlines, extensions, timestamps) and its events."""
     rounds = db.scalars(select(Round).where(Round.job_id == job.id).order_by(Round.number)).all()
-    accuracy = _reported_accuracy(db, [r.id for r in rounds])
     return {**job_brief(db, job), "config": job.config, "crypto": job.crypto, "shared_values": job.shared_values,
             "privacy_budget": privacy(db, job),
-            "rounds": [round_row(r, accuracy.get(r.id)) for r in rounds], "events": events(db, job)}
+            "rounds": round_rows(db, rounds), "events": events(db, job)}
+
+
+def round_rows(db: Session, rounds: list[Round]) -> list[dict]:
+    """The rounds as the admin API shows them, with their contributions counted and reported accuracy."""
+    ids = [r.id for r in rounds]
+    accuracy, tallies = _reported_accuracy(db, ids), round_tallies(db, ids)
+    return [_round_row(r, tallies.get(r.id, (0, 0)), accuracy.get(r.id)) for r in rounds]
 
 
 def rounds_page(db: Session, job: Job, page: int, per_page: int) -> dict:
@@ -106,18 +115,16 @@ def rounds_page(db: Session, job: Job, page: int, per_page: int) -> dict:
     total = db.scalar(select(func.count()).select_from(Round).where(Round.job_id == job.id))
     rounds = db.scalars(select(Round).where(Round.job_id == job.id).order_by(Round.number.desc())
                         .offset((page - 1) * per_page).limit(per_page)).all()
-    accuracy = _reported_accuracy(db, [r.id for r in rounds])
     return {"total": total, "page": page, "per_page": per_page, "pages": max(1, -(-total // per_page)),
-            "rounds": [round_row(r, accuracy.get(r.id)) for r in rounds]}
+            "rounds": round_rows(db, rounds)}
 
 
 def chart_series(db: Session, job: Job) -> list[dict]:
     """Per round (oldest first, the latest CHART_ROUNDS): number, contributors, mean reported accuracy."""
     rounds = list(reversed(db.scalars(select(Round).where(Round.job_id == job.id)
                                       .order_by(Round.number.desc()).limit(CHART_ROUNDS)).all()))
-    accuracy = _reported_accuracy(db, [r.id for r in rounds])
-    return [{"number": r.number, "status": r.status, "contributors": r.contributors,
-             "accuracy": accuracy.get(r.id)} for r in rounds]
+    return [{"number": row["number"], "status": row["status"], "contributors": row["contributors"],
+             "accuracy": row["reported_accuracy"]} for row in round_rows(db, rounds)]
 
 
 def devices(db: Session, job: Job) -> list[dict]:

@@ -2,10 +2,12 @@
 
 An accepted update is multiplied into one of the round's shard sums (rows
 of the database, cloud.db.ShardSum) in the same transaction that records the
-contribution and counts it on the round: an answer of "accepted" means it is
+contribution and counts it on its shard: an answer of "accepted" means it is
 durable, and a crash at any point leaves sums and contributions consistent.
-An upload locks only its shard (SKIP LOCKED on PostgreSQL), so several
-workers, on one host or many, add to one round at once.
+An upload locks only one shard with room (SKIP LOCKED on PostgreSQL) and
+writes no row that every upload writes, so several workers, on one host or
+many, add to one round at once. The shards' capacities sum to max_devices;
+after its commit, an upload closes the round if the shards are full.
 
 At close the shards are grouped into sub-sums (cloud.subsums), each
 decrypted by the key service and range-checked on its own. No database
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -66,10 +68,6 @@ def _round_not_found(round_id: int) -> ApiError:
     return ApiError(404, "round_not_found", f"round {round_id} is not a round of this device's job")
 
 
-def _refusal(exc: PayloadError) -> ApiError:
-    return ApiError(exc.status, exc.code, str(exc))
-
-
 def _round_closed(round_: Round) -> ApiError:
     return ApiError(409, "round_closed", f"round {round_.id} is {round_.status}, no longer accepting updates")
 
@@ -84,43 +82,61 @@ def _refuse_copies(session: Session, job_id: str, digest: str) -> None:
         raise DuplicatePayloadError("these payload bytes were already accepted from another device of this job")
 
 
-def _lock_shard(session: Session, round_id: int) -> ShardSum:
-    """The emptiest shard of the round that no other upload holds (or, when all are held, the emptiest), locked."""
-    query = (select(ShardSum).where(ShardSum.round_id == round_id)
+def _lock_shard(session: Session, round_id: int) -> ShardSum | None:
+    """The emptiest shard of the round with room that no other upload holds (when all are held, the emptiest with
+    room, waited for), locked; None when every shard is full."""
+    query = (select(ShardSum).where(ShardSum.round_id == round_id, ShardSum.contributors < ShardSum.capacity)
              .order_by(ShardSum.contributors, ShardSum.shard).limit(1))
     return (session.scalars(query.with_for_update(skip_locked=True)).first()
-            or session.scalars(query.with_for_update()).one())
+            or session.scalars(query.with_for_update()).first())
 
 
-def _count_on_round(session: Session, round_: Round, max_devices: int, size: int) -> tuple[int, str]:
-    """Counts one more contribution on the round row if it is still open and not full; (contributors, status).
+def round_tallies(session: Session, round_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per round: (contributions accepted, their bytes), as committed (and as this session wrote)."""
+    if not round_ids:
+        return {}
+    rows = session.execute(select(Contribution.round_id, func.count(), func.sum(Contribution.size))
+                           .where(Contribution.round_id.in_(round_ids)).group_by(Contribution.round_id)).all()
+    return {round_id: (count, int(size)) for round_id, count, size in rows}
 
-    One conditional UPDATE, the last statement of the upload's transaction,
-    so concurrent workers count exactly and the round row is held only until
-    the commit.
+
+def _filled(round_id: int):
+    """SELECT the number of contributions the round's shards hold."""
+    return select(func.coalesce(func.sum(ShardSum.contributors), 0)).where(ShardSum.round_id == round_id)
+
+
+def close_if_full(session: Session, round_id: int, max_devices: int) -> bool:
+    """Closes the round (open -> closing) if its shards hold max_devices contributions; True if this call closed it.
+
+    One conditional UPDATE, run after an upload's commit (and by every tick,
+    for an upload killed between its commit and this): whichever caller sees
+    the round full first closes it, exactly once.
     """
-    fills = Round.contributors + 1 >= max_devices
-    row = session.execute(
-        update(Round)
-        .where(Round.id == round_.id, Round.status == "open", Round.contributors < max_devices)
-        .values(contributors=Round.contributors + 1, bytes_in=Round.bytes_in + size,
-                status=case((fills, "closing"), else_=Round.status),
-                closed_at=case((fills, utcnow()), else_=Round.closed_at))
-        .returning(Round.contributors, Round.status)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        session.refresh(round_)
-        raise _round_closed(round_)
-    return row.contributors, row.status
+    full = _filled(round_id).scalar_subquery() >= max_devices
+    closed = session.execute(
+        update(Round).where(Round.id == round_id, Round.status == "open", full)
+        .values(status="closing", closed_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    session.commit()
+    return closed == 1
 
 
-def accept_update(session: Session, device: Device, round_id: int, payload: bytes,
-                  signature: str | None = None) -> tuple[dict, bool]:
-    """Adds one device's payload to a round; returns (answer, replayed).
+@dataclass(frozen=True)
+class Acceptance:
+    """What became of an upload: the answer, whether it repeats an earlier one, whether this upload closed the round."""
+
+    answer: dict
+    replayed: bool = False
+    closed: bool = False
+
+
+def add_alone(session: Session, device: Device, round_id: int, payload: bytes,
+              signature: str | None = None) -> Acceptance:
+    """Adds one device's payload to a round in a transaction of its own (the caller closes a full round).
 
     The same payload again gets the first answer; a different one for the
     same round is a conflict. Nothing changes unless every check passes.
+    Uploads normally arrive in batches (cloud.batches), which decide here
+    what they cannot decide together.
     """
     try:
         return _accept(session, device, round_id, payload, signature)
@@ -129,8 +145,31 @@ def accept_update(session: Session, device: Device, round_id: int, payload: byte
         return _accept(session, device, round_id, payload, signature)
 
 
-def _accept(session: Session, device: Device, round_id: int, payload: bytes,
-            signature: str | None) -> tuple[dict, bool]:
+@dataclass(frozen=True)
+class Checked:
+    """An upload that passed the checks made before any shard is locked: its job, its round's size, its digest,
+    and its verified signature (attested jobs)."""
+
+    job: Job
+    max_devices: int
+    digest: str
+    signature: str | None = None
+
+    def contribution(self, round_id: int, device_id: str, shard: int, payload: bytes, answer: dict) -> Contribution:
+        """The contribution's row; an attested job keeps the payload for the key service until the round ends."""
+        attested = self.job.config.get("require_attestation")
+        return Contribution(round_id=round_id, device_id=device_id, shard=shard, payload_sha256=self.digest,
+                            size=len(payload), response=answer, signature=self.signature,
+                            payload=payload if attested else None)
+
+
+def check_upload(session: Session, device: Device, round_id: int, payload: bytes,
+                 signature: str | None = None) -> Checked | Acceptance:
+    """The checks before a shard is locked: the first answer again for a replay (Acceptance), else Checked.
+
+    ApiError for another round's id, a different update from this device,
+    a round no longer open or past its deadline.
+    """
     round_ = device_round(session, device, round_id)
     digest = hashlib.sha256(payload).hexdigest()
     previous = session.scalars(
@@ -138,7 +177,7 @@ def _accept(session: Session, device: Device, round_id: int, payload: bytes,
     ).first()
     if previous is not None:
         if previous.payload_sha256 == digest:
-            return previous.response, True
+            return Acceptance(previous.response, replayed=True)
         raise ApiError(409, "already_contributed",
                        f"this device already sent a different update for round {round_id}")
     if round_.status != "open":
@@ -146,46 +185,84 @@ def _accept(session: Session, device: Device, round_id: int, payload: bytes,
     if utcnow() > round_.deadline:
         raise ApiError(409, "deadline_passed", f"round {round_id}'s deadline passed at {round_.deadline.isoformat()}Z")
     job = session.get(Job, round_.job_id)
-    params = CryptoParams.from_dict(job.crypto)
-    public = PublicKey.from_json(job.public_key)
-    try:
-        shard = _lock_shard(session, round_.id)
-        running = (EncryptedSum.from_bytes(shard.aggregate, params, public, job.shared_values, round_.id)
-                   if shard.aggregate else EncryptedSum(params, public, job.shared_values, round_.id))
-        running.add(payload)
-        _refuse_copies(session, round_.job_id, digest)
-    except PayloadError as exc:
-        raise _refusal(exc) from exc
+    return Checked(job, job.config["max_devices"], digest, signature)
+
+
+def locked_shard(session: Session, job: Job, round_id: int) -> tuple[ShardSum, EncryptedSum]:
+    """A shard of the round with room, locked, and its sum to add to; ApiError when the round is no longer open.
+
+    The round's status is read after the shard is locked: a publisher reads
+    the shards with a lock that waits for this upload, after the round left
+    `open`, so an upload is either in the sum it reads or refused.
+    """
+    shard = _lock_shard(session, round_id)
+    status = session.scalar(select(Round.status).where(Round.id == round_id))
+    if status != "open" or shard is None:
+        raise ApiError(409, "round_closed", f"round {round_id} is {status if status != 'open' else 'full'}, "
+                                            "no longer accepting updates")
+    params, public = CryptoParams.from_dict(job.crypto), PublicKey.from_json(job.public_key)
+    running = (EncryptedSum.from_bytes(shard.aggregate, params, public, job.shared_values, round_id)
+               if shard.aggregate else EncryptedSum(params, public, job.shared_values, round_id))
+    return shard, running
+
+
+def shard_written(session: Session, shard: ShardSum, running: EncryptedSum, max_devices: int) -> dict:
+    """Stores the shard's new sum and count (not yet committed); the answer for the contributions just added."""
     shard.aggregate, shard.contributors = running.to_bytes(), running.contributors
-    contributors, status = _count_on_round(session, round_, job.config["max_devices"], len(payload))
-    answer = {"accepted": True, "round_id": round_.id, "contributors": contributors, "round_status": status}
-    session.add(Contribution(round_id=round_.id, device_id=device.id, shard=shard.shard, payload_sha256=digest,
-                             size=len(payload), response=answer, signature=signature,
-                             payload=payload if job.config.get("require_attestation") else None))
+    session.flush()
+    contributors = session.scalar(_filled(shard.round_id))
+    return {"accepted": True, "round_id": shard.round_id, "contributors": contributors,
+            "round_status": "closing" if contributors >= max_devices else "open"}
+
+
+def refusal(exc: PayloadError) -> ApiError:
+    return ApiError(exc.status, exc.code, str(exc))
+
+
+def _accept(session: Session, device: Device, round_id: int, payload: bytes, signature: str | None) -> Acceptance:
+    """Adds the payload to a shard with room and records the contribution, in one transaction."""
+    checked = check_upload(session, device, round_id, payload, signature)
+    if isinstance(checked, Acceptance):
+        return checked
+    shard, running = locked_shard(session, checked.job, round_id)
+    try:
+        running.add(payload)
+        _refuse_copies(session, checked.job.id, checked.digest)
+    except PayloadError as exc:
+        raise refusal(exc) from exc
+    answer = shard_written(session, shard, running, checked.max_devices)
+    session.add(checked.contribution(round_id, device.id, shard.shard, payload, answer))
     session.commit()
-    return answer, False
+    return Acceptance(answer)
 
 
 def close_due_rounds(session: Session, now: datetime | None = None) -> None:
-    """Open rounds past their deadline: close with the minimum, else extend or fail."""
+    """Open rounds that are full close; those past their deadline close with the minimum, else extend or fail."""
     now = now or utcnow()
+    for round_id, job_id in session.execute(select(Round.id, Round.job_id).where(Round.status == "open")).all():
+        close_if_full(session, round_id, session.get(Job, job_id).config["max_devices"])
     due = session.scalars(
         select(Round).where(Round.status == "open", Round.deadline < now).with_for_update()
     ).all()
+    ids = [r.id for r in due]
+    if ids:  # wait for uploads still adding to these rounds' shards, so that the count below holds them
+        session.execute(select(ShardSum.id).where(ShardSum.round_id.in_(ids)).with_for_update(read=True)).all()
+    tallies = round_tallies(session, ids)
     for round_ in due:
         job = session.get(Job, round_.job_id)
         config = job.config
-        if round_.contributors >= config["min_devices"]:
+        contributors = tallies.get(round_.id, (0, 0))[0]
+        if contributors >= config["min_devices"]:
             round_.status, round_.closed_at = "closing", now
         elif config["on_deadline"] == "extend" and round_.extensions < config["max_extensions"]:
             round_.deadline = now + timedelta(seconds=config["round_timeout_s"])
             round_.extensions += 1
             log.info("round extended", extra={"fields": {"job": job.id, "round": round_.number,
-                                                         "contributors": round_.contributors,
+                                                         "contributors": contributors,
                                                          "min_devices": config["min_devices"]}})
         else:
             round_.status, round_.closed_at = "failed", now
-            round_.error = f"deadline passed with {round_.contributors} of {config['min_devices']} devices"
+            round_.error = f"deadline passed with {contributors} of {config['min_devices']} devices"
             round_ended(session, job, round_)
     session.commit()
 
@@ -200,9 +277,14 @@ class SubsumCall:
 
 
 def subsum_calls(session: Session, job: Job, round_: Round) -> list[SubsumCall]:
-    """The round's shards grouped into sub-sums (cloud.subsums.group_shards), each multiplied into one aggregate."""
-    shards = {s.shard: s for s in session.scalars(
-        select(ShardSum).where(ShardSum.round_id == round_.id, ShardSum.contributors > 0)).all()}
+    """The round's shards grouped into sub-sums (cloud.subsums.group_shards), each multiplied into one aggregate.
+
+    Reads every shard FOR SHARE: an upload still adding to one (it saw the
+    round open) is waited for, so its contribution is in the sum.
+    """
+    locked = session.scalars(select(ShardSum).where(ShardSum.round_id == round_.id)
+                             .with_for_update(read=True)).all()
+    shards = {s.shard: s for s in locked if s.contributors > 0}
     counted = dict(session.execute(select(Contribution.shard, func.count()).where(Contribution.round_id == round_.id)
                                    .group_by(Contribution.shard)).all())
     params, public = CryptoParams.from_dict(job.crypto), PublicKey.from_json(job.public_key)

@@ -8,6 +8,7 @@ from typing import Callable
 from flask import current_app, g
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.batches import UploadBatcher
 from cloud.keyclient import KeyServiceClient
 from cloud.metrics import Metrics
 from cloud.settings import Settings
@@ -21,6 +22,7 @@ class Services:
     store: FileStore
     keyservice: KeyServiceClient
     metrics: Metrics
+    batcher: UploadBatcher
     publish_soon: Callable[[int], None] | None = None  # starts publishing a round that just closed; None: the ticker does
 
 

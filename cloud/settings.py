@@ -48,6 +48,7 @@ class Settings:
     enrolments_per_token: int = 60  # enrolment attempts per token and minute
     trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-For names the client
     publish_at_close: bool = True
+    threads: int = 8  # request threads per worker process (gunicorn's FEDWEAR_THREADS)
 
     @staticmethod
     def from_env(env=None) -> "Settings":
@@ -72,4 +73,5 @@ class Settings:
             enrolments_per_token=_int(env, "FEDWEAR_ENROLMENTS_PER_TOKEN", 60),
             trusted_proxies=_int(env, "FEDWEAR_TRUSTED_PROXIES", 0, minimum=0),
             publish_at_close=env.get("FEDWEAR_PUBLISH_AT_CLOSE", "1") != "0",
+            threads=_int(env, "FEDWEAR_THREADS", 8),
         )

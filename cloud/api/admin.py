@@ -205,7 +205,7 @@ def delete_job(job_id: str):
 def fail_round(job_id: str, number: int):
     round_ = lifecycle.fail_round(session(), job_id, number, parse(FailRoundRequest).reason)
     job = session().get(Job, job_id)
-    return reply(RoundFailed(round=RoundSummary.model_validate(overview.round_row(round_)),
+    return reply(RoundFailed(round=RoundSummary.model_validate(overview.round_rows(session(), [round_])[0]),
                              job=JobBrief.model_validate(overview.job_brief(session(), job))))
 
 

@@ -24,7 +24,7 @@ from cloud.credentials import authenticate_device, check_upload_signature, hash_
 from cloud.db import Device, DeviceReport, EnrolmentToken, Job, Round, utcnow
 from cloud.enrolment_limits import check_enrolment_rate, client_address
 from cloud.lifecycle import ACTIVE
-from cloud.rounds import accept_update, current_round, device_round
+from cloud.rounds import current_round, device_round
 from cloud.selection import CheckIn, admit_upload, awaits_upload, check_in
 from cloud.services import services, session
 from sdk.attestation import SIGNATURE_HEADER
@@ -210,18 +210,17 @@ def upload(round_id: int):
             signature = request.headers.get(SIGNATURE_HEADER, "")
             check_upload_signature(g.device, round_id, payload, signature)
         admit_upload(session(), g.device, round_)
-        answer, replayed = accept_update(session(), g.device, round_id, payload,
-                                         signature=signature)
+        acceptance = services().batcher.accept(session(), g.device, round_id, payload, signature)
     except ApiError as err:
         session().rollback()
         metrics.uploads.labels(err.code).inc()
         raise
-    if answer["round_status"] == "closing" and not replayed and services().publish_soon:
+    if acceptance.closed and services().publish_soon:
         services().publish_soon(round_id)  # this upload filled the round: publish now, not at the next tick
-    metrics.uploads.labels("replayed" if replayed else "accepted").inc()
-    if not replayed:
+    metrics.uploads.labels("replayed" if acceptance.replayed else "accepted").inc()
+    if not acceptance.replayed:
         metrics.bytes_in.inc(len(payload))
-    return reply(UploadAnswer(**answer))
+    return reply(UploadAnswer(**acceptance.answer))
 
 
 @bp.post("/rounds/<int:round_id>/report")

@@ -76,8 +76,9 @@ class Plan(Strict):
 class UploadAnswer(Strict):
     accepted: bool
     round_id: int
-    contributors: int = Field(description="contributions the round holds, this one included")
-    round_status: str = Field(description="open, or closing when this upload filled the round")
+    contributors: int = Field(description="contributions the round held when this one was accepted, this one "
+                                          "included (uploads accepted at the same moment may not count each other)")
+    round_status: str = Field(description="open, or closing when this upload was seen to fill the round")
 
 
 class ReportAnswer(Strict):
