@@ -207,7 +207,8 @@ def make_engine(url: str, threads: int = 8) -> Engine:
         @event.listens_for(engine, "connect")
         def _no_implicit_transactions(dbapi_connection, _record):
             dbapi_connection.isolation_level = None
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # kept in the file
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
             dbapi_connection.execute("PRAGMA synchronous=FULL")
 
         @event.listens_for(engine, "begin")

@@ -13,3 +13,13 @@ timeout = 300
 graceful_timeout = 30
 limit_request_line = 8190
 accesslog = None  # the app logs one JSON line per request itself
+
+
+def on_starting(server):
+    """The schema (and SQLite's WAL mode) made once, before the workers start and open the database together."""
+    from cloud.db import make_engine
+    from cloud.settings import Settings
+
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_engine(settings.database_url).dispose()
