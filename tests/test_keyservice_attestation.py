@@ -175,7 +175,8 @@ def test_an_attested_round_publishes_what_the_key_service_verified(tmp_path, bun
         assert [e["contributors"] for e in decryptions(cloud)] == [3]
         engine = create_engine(database_url)
         with engine.connect() as conn:  # the payloads kept for the key service are gone once the round ended
-            kept = conn.execute(text("SELECT count(*) FROM contributions WHERE payload IS NOT NULL")).scalar()
+            kept = conn.execute(text("SELECT count(*) FROM contributions c JOIN rounds r ON r.id = c.round_id "
+                                     "WHERE r.job_id = :job AND c.payload IS NOT NULL"), {"job": job["id"]}).scalar()
         engine.dispose()
         assert kept == 0
     finally:
