@@ -74,24 +74,26 @@ def at_start_of_a_minute() -> None:
 def test_enrolment_is_rate_limited_per_token_and_per_address(tmp_path, bundle_dir, database_url):
     cloud = Cloud(tmp_path, database_url,
                   env={"FEDWEAR_ENROLMENTS_PER_TOKEN": "3", "FEDWEAR_ENROLMENTS_PER_ADDRESS": "5"}).start()
+    # addresses of this test alone: the session's PostgreSQL database holds other tests' counters too
+    here, elsewhere = "127.0.0.81", "127.0.0.82"
     try:
         job = cloud.create_job(bundle_dir)
         sybils, other = cloud.token(job["id"], max_uses=None), cloud.token(job["id"], max_uses=None)
         at_start_of_a_minute()
         with ThreadPoolExecutor(4) as pool:  # at once: the count is atomic in the shared database
-            answers = list(pool.map(lambda _: enrol(cloud, sybils), range(4)))
+            answers = list(pool.map(lambda _: enrol(cloud, sybils, source=here), range(4)))
         assert sorted(status for status, _, _ in answers) == [201, 201, 201, 429]
         _, headers, body = next(a for a in answers if a[0] == 429)
         assert body["error"] == "enrolment_rate_limited" and "with this token (at most 3 a minute)" in body["message"]
         assert 1 <= int(headers["Retry-After"]) <= 60
-        assert enrol(cloud, other)[0] == 201  # the fifth attempt from this address
-        status, headers, body = enrol(cloud, other)
+        assert enrol(cloud, other, source=here)[0] == 201  # the fifth attempt from this address
+        status, headers, body = enrol(cloud, other, source=here)
         assert (status, body["error"]) == (429, "enrolment_rate_limited") and "from this address" in body["message"]
         assert int(headers["Retry-After"]) >= 1
-        status, _, body = enrol(cloud, cloud.token(job["id"]), forwarded_for="10.9.9.9")
+        status, _, body = enrol(cloud, cloud.token(job["id"]), source=here, forwarded_for="10.9.9.9")
         assert status == 429 and "from this address" in body["message"]  # no trusted proxy: the header is ignored
-        assert enrol(cloud, other, source="127.0.0.2")[0] == 201  # another address is not held back
-        guesses = [enrol(cloud, f"enr_guess{i}", source="127.0.0.2")[0] for i in range(5)]
+        assert enrol(cloud, other, source=elsewhere)[0] == 201  # another address is not held back
+        guesses = [enrol(cloud, f"enr_guess{i}", source=elsewhere)[0] for i in range(5)]
         assert guesses == [401, 401, 401, 401, 429]  # guessing tokens counts too
         devices = requests.get(f"{cloud.url}/admin/jobs/{job['id']}/devices", headers=cloud.admin).json()
         assert len(devices["devices"]) == 5
