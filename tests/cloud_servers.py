@@ -29,6 +29,12 @@ class Cloud(LocalCloud):
         body.update(config)
         return super().create_job(bundle, body)
 
+    @property
+    def operator_env(self) -> dict:
+        """The environment of the operator's CLI: the aggregator's admin and the key service's operator tokens."""
+        return {"FEDWEAR_URL": self.url, "FEDWEAR_ADMIN_TOKEN": self.admin_token,
+                "FEDWEAR_KEYSERVICE_URL": self.keyservice_url, "FEDWEAR_KS_ADMIN_TOKEN": self.ks_admin_token}
+
     def token(self, job_id: str, **body) -> str:
         """An enrolment token; unlike the operator's default (single-use), unlimited unless `body` says."""
         return self.create_token(job_id, **{"max_uses": None, **body})

@@ -104,8 +104,7 @@ def run_cloud_cli(*args, env=None):
 def test_admin_cli_creates_tokens_and_lists_jobs(cloud, bundle_dir):
     import json
 
-    env = {"FEDWEAR_URL": cloud.url, "FEDWEAR_ADMIN_TOKEN": cloud.admin_token,
-           "FEDWEAR_KEYSERVICE_URL": cloud.keyservice_url, "FEDWEAR_KS_ADMIN_TOKEN": cloud.ks_admin_token}
+    env = cloud.operator_env
     config = json.dumps({"name": "cli job", "rounds": 2, "min_devices": 2, "max_devices": 4})
     created = run_cloud_cli("admin", "create-job", "--bundle", str(bundle_dir), "--config", config, env=env)
     assert created.returncode == 0, created.stderr

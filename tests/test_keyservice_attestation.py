@@ -145,8 +145,7 @@ def test_the_key_service_counts_and_decrypts_verified_contributions_once_per_rou
 
 
 def run_cli(cloud, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FEDWEAR_URL": cloud.url, "FEDWEAR_ADMIN_TOKEN": cloud.admin_token,
-           "FEDWEAR_KEYSERVICE_URL": cloud.keyservice_url, "FEDWEAR_KS_ADMIN_TOKEN": cloud.ks_admin_token}
+    env = {**os.environ, **cloud.operator_env}
     return subprocess.run([sys.executable, "-m", "cloud", "admin", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 

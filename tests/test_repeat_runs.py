@@ -29,8 +29,7 @@ def test_fleet_joins_an_operators_job_and_says_when_it_ended(cloud, tmp_path):
     exported = CliRunner().invoke(main, ["export-bundle", "--subjects", "4", "--out", str(bundle)])
     assert exported.exit_code == 0, exported.output
     assert "labels 0=SEATED, 1=STANDING_UP" in exported.output
-    env = {"FEDWEAR_URL": cloud.url, "FEDWEAR_ADMIN_TOKEN": cloud.admin_token,
-           "FEDWEAR_KEYSERVICE_URL": cloud.keyservice_url, "FEDWEAR_KS_ADMIN_TOKEN": cloud.ks_admin_token}
+    env = cloud.operator_env
     config = json.dumps({"name": "operator's job", "rounds": 1, "min_devices": 2, "max_devices": 2})
     created = run_cloud_cli("admin", "create-job", "--bundle", str(bundle), "--config", config, env=env)
     assert created.returncode == 0, created.stderr
