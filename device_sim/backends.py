@@ -11,7 +11,7 @@ where the task runs:
 - ``silos``: cross-silo, a few institutions: each device (a hospital's
   server) in a process of its own for the whole run, which reads the
   device's records once, as a hospital reads its own;
-- ``ray``: Ray tasks, two per core, on a local Ray instance (kept on
+- ``ray``: Ray actors, two per core, on a local Ray instance (kept on
   loopback) or on a cluster given by address; windows travel through Ray's
   object store. On a cluster of several hosts the run's output directory,
   where the devices' storage lives, must be on a file system that every host
@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import queue
 import random
 import threading
 import time
@@ -256,12 +257,23 @@ def _loopback(address: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1")
 
 
-class RayBackend(Backend):
-    """Ray tasks: a local Ray instance on loopback by default, or the cluster at `address`.
+class DeviceWorker:
+    """A long-lived Ray actor that acts as one device at a time (the SDK imported once, kept warm)."""
 
-    Each device's windows are put into Ray's object store once and handed to
-    its tasks by reference. `close()` shuts Ray down (a cluster keeps running;
-    only this driver leaves it).
+    def call(self, fn, *args):
+        return fn(*args)
+
+
+class RayBackend(Backend):
+    """Ray actors: a local Ray instance on loopback by default, or the cluster at `address`.
+
+    Two actors per CPU of the instance or cluster run the devices' tasks, each
+    task on the next free actor; actors live for the whole run, so no round
+    waits for a worker process to start (Ray stops idle task workers beyond
+    one per core after a second). Each device's windows are put into Ray's
+    object store once and handed to its tasks by reference. Stragglers, which
+    mostly sleep until the deadline, run as tasks that take no CPU. `close()`
+    shuts Ray down (a cluster keeps running; only this driver leaves it).
     """
 
     name = "ray"
@@ -285,7 +297,13 @@ class RayBackend(Backend):
                      **({"_node_ip_address": "127.0.0.1"} if _loopback(address) else {}),
                      **{k: v for k, v in options.items() if k != "include_dashboard"})
         super().__init__()
-        self._remote = {fn: ray.remote(num_cpus=1 / DEVICES_PER_CORE)(fn) for fn in (run_device, prepare_device)}
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1) * DEVICES_PER_CORE))
+        actor = ray.remote(num_cpus=1 / DEVICES_PER_CORE)(DeviceWorker)
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(slots):
+            self._idle.put(actor.remote())
+        self._dispatch = ThreadPoolExecutor(slots, thread_name_prefix="ray-device")
+        self._straggler = ray.remote(num_cpus=0)(run_device)
         self._staged: dict[str, object] = {}
 
     def stage(self, device_id: str, windows: np.ndarray, labels: np.ndarray):
@@ -294,14 +312,22 @@ class RayBackend(Backend):
         return self._staged[device_id]
 
     def submit(self, task: DeviceTask, data) -> Future:
-        remote = self._remote[run_device]
-        remote = remote.options(num_cpus=0) if task.late else remote  # a straggler mostly sleeps
-        return remote.remote(task, data).future()
+        if task.late:
+            return self._straggler.remote(task, data).future()
+        return self._submit(run_device, task, data)
 
     def _submit(self, fn, *args) -> Future:
-        return self._remote[fn].remote(*args).future()
+        return self._dispatch.submit(self._on_idle_actor, fn, *args)
+
+    def _on_idle_actor(self, fn, *args):
+        worker = self._idle.get()
+        try:
+            return self._ray.get(worker.call.remote(fn, *args))
+        finally:
+            self._idle.put(worker)
 
     def close(self) -> None:
+        self._dispatch.shutdown(wait=True)
         self._staged.clear()
         self._ray.shutdown()
         super().close()

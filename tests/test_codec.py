@@ -131,6 +131,16 @@ def test_phe_decrypts_a_codec_ciphertext_with_the_same_keys(keys):
     assert private.phe.decrypt_encoded(encrypted).encoding == pack(slots, params)[0]
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(min_value=0), min_size=0, max_size=6), st.randoms(use_true_random=False))
+def test_batched_decryption_equals_phe_one_by_one(keys, plaintexts, rng):
+    public, private = keys
+    n = int(public.n)
+    ciphertexts = [(1 + n * (m % n)) * pow(rng.randrange(1, n), n, n * n) % (n * n) for m in plaintexts]
+    assert private.raw_decrypt_many(ciphertexts) == [private.phe.raw_decrypt(c) for c in ciphertexts] \
+        == [m % n for m in plaintexts]
+
+
 def make_sum(keys, fast, params=SMALL, values=50):
     public, _ = keys
     encoder = UpdateEncoder(params, public, fast)

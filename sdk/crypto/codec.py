@@ -153,7 +153,7 @@ class AggregateDecryptor:
                              f"{int(tail[0])}")
         if tail[1:].any():
             raise CodecError("slots after the count slot are not zero: a carry out of the count slot")
-        plaintexts = [self.private.raw_decrypt(c) for c in parsed.ciphertexts[:-1]] + [last]
+        plaintexts = self.private.raw_decrypt_many(parsed.ciphertexts[:-1]) + [last]
         sums = unpack(plaintexts, parsed.values + 2, self.params)
         problem = slot_problem(sums, parsed.contributors, self.params)
         if problem is not None:
