@@ -67,7 +67,7 @@ LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 class ListeningSockets:
     """Samples, in the background, every address that this process's descendants listen on."""
 
-    def __init__(self, every_s: float = 0.5) -> None:
+    def __init__(self, every_s: float = 2.0) -> None:  # rarely: reading every process's sockets costs CPU
         self.every_s, self.addresses = every_s, set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)

@@ -94,14 +94,22 @@ def tick(svc: Services) -> None:
     """One pass: close rounds past their deadline, then decrypt and publish every closing round at once."""
     with svc.sessions() as db:
         close_due_rounds(db)
-    svc.metrics.published.inc(publish_closed_rounds(svc.sessions, svc.store, _counting_errors(svc)))
+    _published(svc, publish_closed_rounds(svc.sessions, svc.store, _counting_errors(svc)))
+
+
+def _published(svc: Services, count: int) -> None:
+    """Counts rounds this process published and wakes its long-polls at once (others find them at their next read)."""
+    if count:
+        svc.metrics.published.inc(count)
+        with svc.published:
+            svc.published.notify_all()
 
 
 def _publisher(svc: Services):
     """Starts decrypting and publishing a round in a thread of its own: the upload that filled it returns at once."""
     def publish(round_id: int) -> None:
         try:
-            svc.metrics.published.inc(publish_round(svc.sessions, svc.store, _counting_errors(svc), round_id))
+            _published(svc, int(publish_round(svc.sessions, svc.store, _counting_errors(svc), round_id)))
         except Exception:  # the next tick retries
             log.exception("publishing at close failed")
 

@@ -254,7 +254,10 @@ def decrypt():
     held = _registered(ask)
     subsum = _signed_subsum(ask) if held.get("require_attestation") else None
     digest = hashlib.sha256(ask.body).hexdigest() if subsum is None else subsum.identity()
-    with _records().decrypting(ask.job_id):
+    # a signed sub-sum is checked against the round's other decrypted sub-sums: one at a time per job
+    lock = (_records().decrypting(ask.job_id) if subsum is not None
+            else _records().decrypting(ask.job_id, ask.round_id, ask.part))
+    with lock:
         done = _records().decryption(ask.job_id, ask.round_id, ask.part)
         if done is None:
             checked = None if subsum is None else _checked(ask, held, subsum)

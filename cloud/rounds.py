@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
@@ -302,18 +303,18 @@ def subsum_calls(session: Session, job: Job, round_: Round) -> list[SubsumCall]:
 def _decrypt_all(decrypt: Decrypt, job: Job, round_: Round, calls: list[SubsumCall]) -> list[Outcome]:
     """Every sub-sum decrypted and checked, or dropped with the reason; KeyServiceError (not a refusal) propagates."""
     params = CryptoParams.from_dict(job.crypto)
-    outcomes = []
-    for call in calls:
+
+    def outcome(call: SubsumCall) -> Outcome:
         try:
             answer = decrypt(call.aggregate, job, round_, call.part)
         except KeyServiceRefusal as exc:
-            outcomes.append(Outcome(call.part, call.counted, dropped=str(exc)))
-            continue
+            return Outcome(call.part, call.counted, dropped=str(exc))
         problem = answer_problem(answer.mean, answer.total_weight, answer.contributors, call.counted,
                                  job.shared_values, params)
-        outcomes.append(Outcome(call.part, call.counted, answer.total_weight,
-                                None if problem else answer.mean, problem))
-    return outcomes
+        return Outcome(call.part, call.counted, answer.total_weight, None if problem else answer.mean, problem)
+
+    with ThreadPoolExecutor(max(1, len(calls))) as pool:  # the key service decrypts them side by side
+        return list(pool.map(outcome, calls))
 
 
 def publish_round(sessions: sessionmaker, store: FileStore, decrypt: Decrypt, round_id: int) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Callable
 
 from flask import current_app, g
@@ -24,6 +25,7 @@ class Services:
     metrics: Metrics
     batcher: UploadBatcher
     publish_soon: Callable[[int], None] | None = None  # starts publishing a round that just closed; None: the ticker does
+    published: threading.Condition = field(default_factory=threading.Condition)  # notified when this process published
 
 
 def services() -> Services:

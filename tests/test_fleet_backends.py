@@ -1,11 +1,13 @@
 """The fleet's devices on Ray and in worker processes: the same rounds, on loopback, nothing left behind."""
 
+import os
+
 import numpy as np
 import psutil
 import pytest
 
 from device_sim import synthetic
-from device_sim.backends import RayBackend, make_backend
+from device_sim.backends import DEVICES_PER_CORE, RayBackend, make_backend
 from device_sim.fleet import Fleet, FleetConfig
 from sdk.crypto.packing import mean_error_bound
 from sdk.crypto.params import CryptoParams
@@ -32,6 +34,8 @@ def test_twenty_devices_two_rounds_on_ray_equal_plaintext_fedavg(tmp_path):
     for r in report["rounds"]:
         assert r["published"] and r["counted"] == 20 and len(r["participants"]) == 20
         assert all(size > 0 for size in r["bytes_up"].values())
+    processes = {pid for r in report["rounds"] for pid in r["processes"].values()}
+    assert 1 < len(processes) <= DEVICES_PER_CORE * os.cpu_count()  # the same actors in every round
     assert {p.pid for p in _descendants()} <= before  # Ray and the cloud are gone
     plaintext = Fleet(wearers, FleetConfig(engine="plaintext", **config), tmp_path / "plain", show_progress=False,
                       log=_quiet)

@@ -126,14 +126,15 @@ def _look(db, device_id: str, job_id: str, checks_in: bool) -> tuple[Job, Round 
 
 def _hold(db, device_id: str, query: PlanQuery, job: Job, round_: Round | None,
           state: CheckIn) -> tuple[Job, Round | None, CheckIn]:
-    """Long-poll: reads the job every POLL_S while its model version is at most after_version, its round and
+    """Long-poll: reads the job every POLL_S (at once when this process published a round) while its model version is at most after_version, its round and
     status are those of the first look, and `wait` seconds have not passed; no transaction is held between
     reads. When the round or status changed, the device checks in again (with check_in)."""
     first, job_id = _key(job, round_), job.id
     end = time.monotonic() + query.wait
     while (job.status in ACTIVE and job.current_version <= query.after_version and _key(job, round_) == first
            and time.monotonic() < end):
-        time.sleep(max(0.0, min(POLL_S, end - time.monotonic())))
+        with services().published:  # woken when this process publishes
+            services().published.wait(max(0.0, min(POLL_S, end - time.monotonic())))
         db.expire_all()
         job = _job(db, job_id)
         round_ = current_round(db, job)
