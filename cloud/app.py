@@ -11,7 +11,6 @@ from flask import Flask, g, request
 from cloud import logs
 from cloud.api import admin, device, ops
 from cloud.api.errors import ApiError, install_error_handlers
-from cloud.attested_rounds import signed_subsum
 from cloud.batches import UploadBatcher
 from cloud.db import Job, Round, make_engine, make_sessionmaker
 from cloud.keyclient import KeyServiceClient
@@ -119,13 +118,10 @@ def _publisher(svc: Services):
 
 
 def _counting_errors(svc: Services) -> Decrypt:
-    """The key service's decrypt, counting its failures per job; a sub-sum of a job that requires attestation
-    is sent as its signed contributions (cloud.attested_rounds)."""
-    def decrypt(aggregate: bytes, job: Job, round_: Round, part: int):
+    """The key service's decrypt, counting its failures per job."""
+    def decrypt(subsum: bytes, job: Job, round_: Round, part: int):
         try:
-            if job.config.get("require_attestation"):
-                return svc.keyservice.decrypt(signed_subsum(svc.sessions, job, round_, part), job, round_, part)
-            return svc.keyservice.decrypt(aggregate, job, round_, part)
+            return svc.keyservice.decrypt(subsum, job, round_, part)
         except Exception:
             svc.metrics.keyservice_errors.labels(job.id).inc()
             raise

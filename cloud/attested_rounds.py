@@ -4,28 +4,20 @@ contributions with their devices' signatures and payloads (cloud.signed_subsums)
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session
 
-from cloud.db import Contribution, Job, Round, ShardSum
-from cloud.rounds import DEFAULT_SUBSUMS
+from cloud.db import Contribution
 from cloud.signed_subsums import body
-from cloud.subsums import group_shards
 
 
-def signed_subsum(sessions: sessionmaker, job: Job, round_: Round, part: int) -> bytes:
-    """Sub-sum `part` of a closed round as signed contributions: its shards grouped as cloud.rounds.subsum_calls
-    groups them, and every contribution in those shards. Reads in a transaction of its own, ended before the
-    key service is called."""
-    with sessions() as db:
-        counts = dict(db.execute(select(ShardSum.shard, ShardSum.contributors)
-                                 .where(ShardSum.round_id == round_.id, ShardSum.contributors > 0)).all())
-        groups = group_shards(counts, job.config["min_devices"], job.config.get("subsums", DEFAULT_SUBSUMS))
-        rows = db.execute(select(Contribution.device_id, Contribution.signature, Contribution.payload)
-                          .where(Contribution.round_id == round_.id, Contribution.shard.in_(groups[part]))
-                          .order_by(Contribution.id)).all()
-        db.commit()
+def signed_subsum(session: Session, round_id: int, shards: list[int], expected: int) -> bytes:
+    """The signed contributions of a closed round's shards `shards`, which hold `expected` contributions, as the
+    body of a decryption (cloud.signed_subsums.body)."""
+    rows = session.execute(select(Contribution.device_id, Contribution.signature, Contribution.payload)
+                           .where(Contribution.round_id == round_id, Contribution.shard.in_(shards))
+                           .order_by(Contribution.id)).all()
     kept = [row for row in rows if row.payload is not None and row.signature is not None]
-    if len(kept) != sum(counts[shard] for shard in groups[part]):
-        raise RuntimeError(f"round {round_.id}: {len(rows) - len(kept)} contributions of sub-sum {part} kept no "
-                           f"signed payload, {len(rows)} of {sum(counts[s] for s in groups[part])} found")
+    if len(kept) != expected:
+        raise RuntimeError(f"round {round_id}: {len(rows) - len(kept)} contributions of shards {shards} kept no "
+                           f"signed payload, {len(rows)} of {expected} found")
     return body(kept)

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.errors import ApiError
+from cloud.attested_rounds import signed_subsum
 from cloud.db import Contribution, Device, Job, ModelVersion, Round, ShardSum, utcnow
 from cloud.keyclient import Decryption, KeyServiceRefusal
 from cloud.lifecycle import record, round_ended
@@ -40,7 +41,7 @@ from sdk.crypto.params import CryptoParams
 
 log = logging.getLogger("fedwear.rounds")
 
-# (sub-sum aggregate bytes, job, round, part) -> the key service's answer
+# (sub-sum as sent to the key service, job, round, part) -> the key service's answer
 Decrypt = Callable[[bytes, Job, Round, int], Decryption]
 DEFAULT_SUBSUMS = 4  # cloud.api.schemas.JobSettings.subsums
 CLAIM = timedelta(seconds=150)  # how long one publisher holds a closing round (longer than a key-service call)
@@ -270,15 +271,17 @@ def close_due_rounds(session: Session, now: datetime | None = None) -> None:
 
 @dataclass(frozen=True)
 class SubsumCall:
-    """One sub-sum to decrypt: its index, its aggregate, and the contributions the database counted in it."""
+    """One sub-sum to decrypt: its index, what the key service is sent (its aggregate, or its signed
+    contributions), and the contributions the database counted in it."""
 
     part: int
-    aggregate: bytes
+    subsum: bytes
     counted: int
 
 
 def subsum_calls(session: Session, job: Job, round_: Round) -> list[SubsumCall]:
-    """The round's shards grouped into sub-sums (cloud.subsums.group_shards), each multiplied into one aggregate.
+    """The round's shards grouped into sub-sums (cloud.subsums.group_shards), each multiplied into one aggregate
+    or, for a job that requires attestation, given as its signed contributions (cloud.attested_rounds).
 
     Reads every shard FOR SHARE: an upload still adding to one (it saw the
     round open) is waited for, so its contribution is in the sum.
@@ -293,10 +296,14 @@ def subsum_calls(session: Session, job: Job, round_: Round) -> list[SubsumCall]:
                           job.config.get("subsums", DEFAULT_SUBSUMS))
     calls = []
     for part, group in enumerate(groups):
-        total = EncryptedSum(params, public, job.shared_values, round_.id)
-        for shard in group:
-            total.add_sum(shards[shard].aggregate)
-        calls.append(SubsumCall(part, total.to_bytes(), sum(counted.get(shard, 0) for shard in group)))
+        if job.config.get("require_attestation"):  # the key service verifies and multiplies them itself
+            subsum = signed_subsum(session, round_.id, group, sum(shards[shard].contributors for shard in group))
+        else:
+            total = EncryptedSum(params, public, job.shared_values, round_.id)
+            for shard in group:
+                total.add_sum(shards[shard].aggregate)
+            subsum = total.to_bytes()
+        calls.append(SubsumCall(part, subsum, sum(counted.get(shard, 0) for shard in group)))
     return calls
 
 
@@ -306,7 +313,7 @@ def _decrypt_all(decrypt: Decrypt, job: Job, round_: Round, calls: list[SubsumCa
 
     def outcome(call: SubsumCall) -> Outcome:
         try:
-            answer = decrypt(call.aggregate, job, round_, call.part)
+            answer = decrypt(call.subsum, job, round_, call.part)
         except KeyServiceRefusal as exc:
             return Outcome(call.part, call.counted, dropped=str(exc))
         problem = answer_problem(answer.mean, answer.total_weight, answer.contributors, call.counted,
@@ -331,8 +338,9 @@ def publish_round(sessions: sessionmaker, store: FileStore, decrypt: Decrypt, ro
     with sessions() as db:
         round_ = db.get(Round, round_id)
         job = db.get(Job, round_.job_id)
-        calls = subsum_calls(db, job, round_)
     try:
+        with sessions() as db:
+            calls = subsum_calls(db, job, round_)
         outcomes = _decrypt_all(decrypt, job, round_, calls)
     except Exception as exc:  # unreachable, or failing (5xx): retried next tick
         _note(sessions, round_id, f"decryption failed, retried: {exc}")
@@ -375,10 +383,11 @@ def _finish(db: Session, store: FileStore, job: Job, round_: Round, outcomes: li
     for o in dropped:
         record(db, job, "subsum_dropped", f"sub-sum {o.part} of {len(outcomes)} ({o.contributors} contributions): "
                                           f"{o.dropped}", round_.number)
+    reasons = "; ".join(f"{o.part}: {o.dropped}" for o in dropped)
     kept = [o for o in outcomes if not o.dropped]
     if not kept:
         round_.status = "failed"
-        round_.error = "every sub-sum was dropped: " + "; ".join(f"{o.part}: {o.dropped}" for o in dropped)
+        round_.error = f"every sub-sum was dropped: {reasons}"
         round_ended(db, job, round_)
         return False
     mean, total_weight, contributors = combine(kept)
@@ -388,7 +397,7 @@ def _finish(db: Session, store: FileStore, job: Job, round_: Round, outcomes: li
     db.add(ModelVersion(job_id=job.id, version=version, weights_sha256=sha, round_id=round_.id))
     round_.status, round_.published_at, round_.total_weight = "published", utcnow(), total_weight
     round_.error = (f"published without {len(dropped)} of {len(outcomes)} sub-sums ({len(dropped)} dropped: "
-                    + "; ".join(f"{o.part}: {o.dropped}" for o in dropped) + ")") if dropped else None
+                    f"{reasons})") if dropped else None
     job.current_version = version
     round_ended(db, job, round_)
     log.info("round published", extra={"fields": {"job": job.id, "round": round_.number, "model_version": version,

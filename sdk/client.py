@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import urlencode
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlencode
 
 import numpy as np
 
@@ -67,6 +67,11 @@ class RoundOutcome:
     answer: dict = field(default_factory=dict)
 
 
+def _job_round(plan: dict) -> tuple[str, int | None]:
+    """A plan's job status and round id: what a long-poll waits to see change."""
+    return plan["job_status"], (plan["round"] or {}).get("id")
+
+
 def local_update(trainer: TFLiteTrainer, windows, labels, hyperparameters: dict, seed: int) -> np.ndarray:
     """Trains the shared layers from the current global weights; returns the delta and restores them."""
     base = trainer.get_weights("shared")
@@ -109,6 +114,7 @@ class FedWearClient:
         self._live: dict[str, RandomiserSource] = {} if live_randomisers is None else live_randomisers
         self._credentials: dict | None = None
         self._device_key: DeviceKey | None = None
+        self._head: HeadChoice | None = self._stored_head_choice()  # read once; personalise() replaces it
 
     # Enrolment and sync --------------------------------------------------------
     @property
@@ -176,9 +182,9 @@ class FedWearClient:
         ``selects`` it checks in for a new round, so the plan also says whether to train from the new model."""
         end = time.monotonic() + timeout
         plan = self.check_in(version, min(LONG_POLL_S, timeout), selects)
-        first = (plan["job_status"], (plan["round"] or {}).get("id"))
+        first = _job_round(plan)
         while (plan["model_version"] <= version and plan["job_status"] in ACTIVE_JOB
-               and (plan["job_status"], (plan["round"] or {}).get("id")) == first and time.monotonic() < end
+               and _job_round(plan) == first and time.monotonic() < end
                and not (selects and self._to_train(plan))):
             plan = self.check_in(version, min(LONG_POLL_S, max(0.0, end - time.monotonic())), selects)
         return plan
@@ -368,25 +374,26 @@ class FedWearClient:
         head_file = self.storage / HEAD_FILE
         result = {}
         if recordings is not None:
-            choice = choose_head(self.trainer, windows, labels, recordings, **settings)
-            write_atomically(head_file, json.dumps({"personal_weight": choice.personal_weight}).encode())
-            result["personal_weight"] = choice.personal_weight
+            self._head = choose_head(self.trainer, windows, labels, recordings, **settings)
+            write_atomically(head_file, json.dumps({"personal_weight": self._head.personal_weight}).encode())
+            result["personal_weight"] = self._head.personal_weight
         else:
             head_file.unlink(missing_ok=True)  # a choice made for other personal layers no longer holds
+            self._head = None
         loss = personalise(self.trainer, windows, labels, fresh=fresh or not (self.storage / "personal.npz").exists(),
                            **settings)
         self.trainer.save_personal(self.storage / "personal.npz")
         return {"loss": loss, **result}
 
-    def _head_choice(self) -> HeadChoice | None:
-        """The blend chosen by the last personalise with recordings, if any."""
+    def _stored_head_choice(self) -> HeadChoice | None:
+        """The blend chosen by the last personalise with recordings, if any, as stored."""
         path = self.storage / HEAD_FILE
         return HeadChoice(float(json.loads(path.read_text())["personal_weight"])) if path.exists() else None
 
     def predict(self, windows, head: str = "personal") -> np.ndarray:
         if self.trainer is None:
             self.sync()
-        choice = self._head_choice() if head == "personal" and self.trainer.classifies else None
+        choice = self._head if head == "personal" and self.trainer.classifies else None
         if choice is None:
             return self.trainer.predict(windows, head)
         return np.argmax(predict_blended(self.trainer, windows, choice), axis=1)
@@ -394,7 +401,7 @@ class FedWearClient:
     def evaluate(self, windows, labels, head: str = "personal") -> dict:
         if self.trainer is None:
             self.sync()
-        if head != "personal" or self._head_choice() is None or not self.trainer.classifies:
+        if head != "personal" or self._head is None or not self.trainer.classifies:
             return self.trainer.evaluate(windows, labels, head)
         truth = np.asarray(labels).reshape(-1)
         return {**scores(truth, self.predict(windows), self.trainer.manifest.num_classes), "windows": int(truth.size)}

@@ -52,7 +52,7 @@ def blend(global_probs, personal_probs, personal_weight: float) -> np.ndarray:
     return (1.0 - personal_weight) * np.asarray(global_probs) + personal_weight * np.asarray(personal_probs)
 
 
-@dataclass
+@dataclass(frozen=True)
 class HeldOut:
     """Both heads' probabilities on held-out recordings, each fold's apart, with their true labels."""
 
@@ -73,18 +73,16 @@ def held_out_heads(trainer: TFLiteTrainer, windows, labels, recordings, epochs: 
     if len(distinct) < 2:
         return None
     kept = trainer.get_weights("personal")
-    result = HeldOut([], [], [], np.zeros(0, y.dtype))
-    truth = []
+    global_probs, personal_probs, folds = [], [], []
     for held in np.array_split(np.array(distinct), min(MAX_CHECKS, len(distinct))):
         out = np.isin(ids, held)
         personalise(trainer, windows[~out], y[~out], epochs, batch_size, lr, momentum, seed=seed, coral=coral)
-        result.global_probs.append(trainer.predict_proba(windows[out], "global"))
-        result.personal_probs.append(trainer.predict_proba(windows[out], "personal"))
-        result.recordings.append(ids[out])
-        truth.append(y[out])
+        global_probs.append(trainer.predict_proba(windows[out], "global"))
+        personal_probs.append(trainer.predict_proba(windows[out], "personal"))
+        folds.append(out)
     trainer.set_weights(kept, "personal")
-    result.labels = np.concatenate(truth)
-    return result
+    return HeldOut(global_probs, personal_probs, [ids[out] for out in folds],
+                   np.concatenate([y[out] for out in folds]))
 
 
 def pick_weight(held_out: HeldOut | None, transitions: TransitionModel | None = None,

@@ -126,9 +126,10 @@ def _look(db, device_id: str, job_id: str, checks_in: bool) -> tuple[Job, Round 
 
 def _hold(db, device_id: str, query: PlanQuery, job: Job, round_: Round | None,
           state: CheckIn) -> tuple[Job, Round | None, CheckIn]:
-    """Long-poll: reads the job every POLL_S (at once when this process published a round) while its model version is at most after_version, its round and
-    status are those of the first look, and `wait` seconds have not passed; no transaction is held between
-    reads. When the round or status changed, the device checks in again (with check_in)."""
+    """Long-poll: reads the job every POLL_S (at once when this process published a round) while its model
+    version is at most after_version, its round and status are those of the first look, and `wait` seconds
+    have not passed; no transaction is held between reads. When the round or status changed, the device
+    checks in again (with check_in)."""
     first, job_id = _key(job, round_), job.id
     end = time.monotonic() + query.wait
     while (job.status in ACTIVE and job.current_version <= query.after_version and _key(job, round_) == first
