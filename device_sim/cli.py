@@ -204,6 +204,9 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 @click.option("--min-devices", type=click.IntRange(2), default=None, show_default="2; with --dp-epsilon the "
               "devices per round", help="Contributions a round needs; under --dp-epsilon also the devices whose "
               "noise together makes the round's noise (all must be honest).")
+@click.option("--subsums", type=click.IntRange(1, 64), default=None, show_default="4",
+              help="Sub-sums the key service decrypts each round in, each range-checked apart: more keep a crafted "
+              "contribution from spoiling the whole round, fewer cost less decryption (the job setting `subsums`).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--url", default=None, help="A running aggregation service (admin token: FEDWEAR_ADMIN_TOKEN); "
               "default: start one and a key service locally.")
@@ -214,8 +217,8 @@ def _run_fleet(ds, config, out: Path, url: str | None = None, training=None,
 def run(dataset, data, device, download, sha256, rounds, devices_per_round, local_epochs, personal_epochs, coral,
         baseline_epochs, lr, new_users, new_user_executions, dropout, stragglers, leave, join, faults,
         round_timeout, engine, backend, ray_address, precompute, randomiser, conv_filters, dense_units,
-        train_overlap, subjects, silos, spec_file, int8, dp_epsilon, dp_delta, dp_clip, min_devices, seed, url, job_id,
-        enrolment_token, out):
+        train_overlap, subjects, silos, spec_file, int8, dp_epsilon, dp_delta, dp_clip, min_devices, subsums, seed, url,
+        job_id, enrolment_token, out):
     """A fleet of virtual devices trains under encryption against real cloud processes, then a report.
 
     Each run makes a new job (its devices are kept in OUT/devices/JOB_ID), or joins one with --job.
@@ -260,7 +263,8 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
                          stragglers=stragglers, leave=_events(leave),
                          join=_events(join), faults=faults, round_timeout_s=round_timeout, engine=engine,
                          backend=backend, ray_address=ray_address, precompute=precompute, randomiser=randomiser,
-                         model=model, spec=spec, int8=int8, seed=seed, min_devices=min_devices, privacy=privacy)
+                         model=model, spec=spec, int8=int8, seed=seed, min_devices=min_devices, privacy=privacy,
+                         subsums=subsums)
     _run_fleet(ds, config, out, url, training, (job_id, enrolment_token) if job_id else None)
 
 

@@ -61,6 +61,7 @@ class FleetConfig:
     new_user_subjects: tuple = ()  # these subjects as the new users (instead of `new_users` drawn by the seed)
     new_user_executions: int = 2
     min_devices: int = 2
+    subsums: int | None = None  # sub-sums each round is decrypted in (None: the job's default, 4)
     round_timeout_s: float = 120.0
     dropout: float = 0.0
     stragglers: int = 0
@@ -210,6 +211,7 @@ class Fleet:
             "crypto": {"max_contributors": max(c.min_devices, per_round, 2), "max_weight": CryptoParams.max_weight,
                        "randomiser": c.randomiser, "clip": self._codec_clip()},
             "privacy": c.privacy,
+            **({"subsums": c.subsums} if c.subsums else {}),
         }
 
     def _codec_clip(self) -> float:
@@ -340,6 +342,7 @@ class Fleet:
         return {
             "round": number, "model_version": version, "ended": ended,
             "counted": server.get(version, {}).get("contributors"), "seconds": round(seconds, 2),
+            "subsums": len(server.get(version, {}).get("subsums") or []) or None,  # the service decrypted it in
             "checked_in": checked_in, "selected": len(selected), "check_in_s": round(check_in_s, 3),
             "participants": sorted(d for d, o in outcomes.items() if o.status in ("uploaded", "already_uploaded")),
             "dropped": [p.device_id for p in dropped],

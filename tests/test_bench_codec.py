@@ -12,7 +12,8 @@ def test_bench_codec_prints_the_figures_as_one_json_line():
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    for key in ("speedup_standard", "speedup_fast", "bytes_per_param", "agg_ratio_vs_numpy"):
+    for key in ("speedup_standard", "speedup_fast", "bytes_per_param", "agg_ratio_vs_numpy",
+                "decrypt_batched_speedup"):
         assert report[key] > 0
     assert report["speedup_fast"] > report["speedup_standard"] > 1
     assert report["bytes_per_param"] < report["naive_phe"]["bytes_per_param"] / 50

@@ -16,10 +16,11 @@ def wearers():
 
 
 def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
-    config = FleetConfig(rounds=3, local_epochs=3, new_users=2, personal_epochs=15, baseline_epochs=10, seed=1)
+    config = FleetConfig(rounds=3, local_epochs=3, new_users=2, personal_epochs=15, baseline_epochs=10, seed=1,
+                         subsums=2)
     report = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None).run()
     assert report["devices"] == 6 and len(report["rounds"]) == 3
-    assert all(r["published"] and r["counted"] == 6 for r in report["rounds"])
+    assert all(r["published"] and r["counted"] == 6 and r["subsums"] == 2 for r in report["rounds"])
     accuracies = [r["global_accuracy"] for r in report["rounds"]]
     assert accuracies[-1] > accuracies[0]
     assert report["mean"]["personalised"] >= report["mean"]["global"]
