@@ -76,11 +76,12 @@ class KeyRecords:
         return json.loads(write_once(self._device_file(job_id, device_id), data))["device_key"]
 
     @contextmanager
-    def decrypting(self, job_id: str, round_id: int | None = None, part: int | None = None) -> Iterator[None]:
+    def decrypting(self, job_id: str, part: int | None = None) -> Iterator[None]:
         """Holds a decryption lock (a file lock: across threads and processes), so each sub-sum is decrypted once
-        even when asked for twice at the same time: the job's, or only that of one sub-sum when `round_id` and
-        `part` are given (other sub-sums are then decrypted meanwhile)."""
-        name = "decrypting.lock" if part is None else f"decrypting-{round_id}-{part}.lock"
+        even when asked for twice at the same time: the job's, or only that of sub-sum `part` (of any round;
+        other sub-sums are then decrypted meanwhile). A job has one lock file per sub-sum it registered, however
+        many rounds it runs or an aggregator claims."""
+        name = "decrypting.lock" if part is None else f"decrypting-{part}.lock"
         path = self._job_dir(job_id) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as fh:

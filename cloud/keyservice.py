@@ -256,7 +256,7 @@ def decrypt():
     digest = hashlib.sha256(ask.body).hexdigest() if subsum is None else subsum.identity()
     # a signed sub-sum is checked against the round's other decrypted sub-sums: one at a time per job
     lock = (_records().decrypting(ask.job_id) if subsum is not None
-            else _records().decrypting(ask.job_id, ask.round_id, ask.part))
+            else _records().decrypting(ask.job_id, ask.part))
     with lock:
         done = _records().decryption(ask.job_id, ask.round_id, ask.part)
         if done is None:

@@ -112,6 +112,19 @@ def test_decrypts_registered_jobs_only_with_their_parameters_and_minimum(cloud):
     assert bad.status_code == 422 and "truncated" in bad.json()["message"]
 
 
+def test_an_aggregator_claiming_many_rounds_leaves_no_file_per_round(cloud):
+    """Junk sub-sums of made-up rounds are refused and leave nothing behind: a job's lock files are one per
+    registered sub-sum, whatever round ids the aggregator sends."""
+    assert register(cloud, "j5").status_code == 200
+    for round_id in range(100, 140):
+        assert decrypt(cloud, "j5", b"junk", round_id=round_id, part=round_id % 2).status_code == 422
+    assert decrypt(cloud, "j5", aggregate_of(public_key(cloud), 3, round_id=7), round_id=7).status_code == 200
+    job_dir = Path(cloud.keyservice.env["FEDWEAR_KS_DATA_DIR"]) / "jobs" / "j5"
+    assert sorted(p.name for p in job_dir.iterdir() if p.is_file()) == [
+        "decrypting-0.lock", "decrypting-1.lock", "registration.json"]
+    assert [p.name for p in (job_dir / "decrypted").iterdir()] == ["7-0.json"]
+
+
 def test_each_subsum_is_decrypted_once(cloud):
     public = public_key(cloud)
     assert register(cloud, "j4").status_code == 200
