@@ -11,7 +11,12 @@ weighting of contributions. It runs as:
   and aggregator processes on loopback, Paillier-encrypted updates over HTTP.
   Each device computes its randomisers ahead, before its first round, as a
   phone does while charging (not in the round's time; `*_precompute_s` gives
-  it per device); `fedwear_encrypted_live` computes them at upload instead;
+  it per device); `fedwear_encrypted_live` computes them at upload instead.
+  By default the key service decrypts each round in 4 sub-sums (range-checked
+  apart, so that a crafted contribution costs its sub-sum, not the round; the
+  aggregator learns those partial sums); `fedwear_encrypted_one_sum` decrypts
+  the round's sum alone, so that the aggregator learns what SecAgg+'s server
+  learns: the sum of every client's update, nothing finer;
 - FedWear, plaintext: the fleet's plaintext engine (FedAvg in numpy, one process);
 - Flower FedAvg and Flower SecAgg+: Flower's own ServerApp, strategy
   (FedAvg), SecAgg+ workflow and client mod, on Flower's simulation engine
@@ -119,11 +124,13 @@ def flower_python() -> Path:
     return python
 
 
-def fedwear(dataset, engine: str, rounds: int, epochs: int, backend: str, out: Path, precompute: bool = True):
+def fedwear(dataset, engine: str, rounds: int, epochs: int, backend: str, out: Path, precompute: bool = True,
+            subsums: int | None = None):
     """One FedWear run; (the fleet, its summary)."""
     from device_sim.fleet import Fleet, FleetConfig
 
-    config = FleetConfig(rounds=rounds, local_epochs=epochs, engine=engine, backend=backend, precompute=precompute)
+    config = FleetConfig(rounds=rounds, local_epochs=epochs, engine=engine, backend=backend, precompute=precompute,
+                         subsums=subsums)
     fleet = Fleet(dataset, config, out, show_progress=False, log=lambda *_: None)
     fleet.train()
     records, devices = fleet.rounds, len(fleet.participants)
@@ -205,12 +212,14 @@ def main(data, rounds, local_epochs, backend, num_shares, threshold, as_json):
         work = Path(tmp)
         fleet, encrypted = fedwear(dataset, "encrypted", rounds, local_epochs, backend, work / "encrypted")
         _, live = fedwear(dataset, "encrypted", rounds, local_epochs, backend, work / "live", precompute=False)
+        _, one_sum = fedwear(dataset, "encrypted", rounds, local_epochs, backend, work / "one-sum", subsums=1)
         _, plaintext = fedwear(dataset, "plaintext", rounds, local_epochs, backend, work / "plaintext")
         job = flower_job(fleet, work / "flower", rounds, cpus)
         fedavg = flower(python, job, work / "fedavg", "fedavg", fleet)
         secagg = flower(python, job, work / "secaggplus", "secaggplus", fleet,
                         ["--num-shares", str(num_shares), "--threshold", str(threshold)])
-    systems = {"fedwear_encrypted": encrypted, "fedwear_encrypted_live": live, "fedwear_plaintext": plaintext,
+    systems = {"fedwear_encrypted": encrypted, "fedwear_encrypted_live": live, "fedwear_encrypted_one_sum": one_sum,
+               "fedwear_plaintext": plaintext,
                "flower_fedavg": fedavg,
                "flower_secaggplus": secagg}
     accuracies = [s["accuracy"] for s in systems.values()]
@@ -220,17 +229,19 @@ def main(data, rounds, local_epochs, backend, num_shares, threshold, as_json):
         "fedwear_backend": backend, "flower_engine": f"simulation, Ray, {cpus} actors of 1 CPU",
         "secaggplus": {"num_shares": num_shares, "reconstruction_threshold": threshold},
         "ratio_secaggplus_to_fedwear_encrypted": round(secagg["s"] / encrypted["s"], 3),
+        "ratio_secaggplus_to_fedwear_one_sum": round(secagg["s"] / one_sum["s"], 3),
         "accuracy_spread": round(max(accuracies) - min(accuracies), 4),
         "listening_outside_loopback": sockets.outside_loopback,
     })
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(f"{'system':20}{'s/round':>9}{'all':>8}{'train s':>9}{'bytes up':>10}{'accuracy':>10}")
+    click.echo(f"{'system':26}{'s/round':>9}{'all':>8}{'train s':>9}{'bytes up':>10}{'accuracy':>10}")
     for name, s in systems.items():
-        click.echo(f"{name:20}{s['s']:>9.2f}{s['all_s']:>8.2f}{s['train_s']:>9.3f}"
+        click.echo(f"{name:26}{s['s']:>9.2f}{s['all_s']:>8.2f}{s['train_s']:>9.3f}"
                    f"{s.get('bytes_up', 0):>10}{s['accuracy']:>10.3f}")
-    click.echo(f"SecAgg+ / FedWear encrypted: {result['ratio_secaggplus_to_fedwear_encrypted']:.2f}; "
+    click.echo(f"SecAgg+ / FedWear encrypted: {result['ratio_secaggplus_to_fedwear_encrypted']:.2f} "
+               f"(one sum: {result['ratio_secaggplus_to_fedwear_one_sum']:.2f}); "
                f"accuracy spread {result['accuracy_spread']:.3f}")
 
 
