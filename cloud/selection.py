@@ -109,7 +109,8 @@ def awaits_upload(session: Session, round_: Round | None, device_id: str, state:
 def admit_upload(session: Session, device: Device, round_: Round) -> None:
     """Before an upload is added: its device must be selected for the round. An upload without a check-in
     is one (selected while the quota has room); 409 not_selected when the quota is full. A round that no
-    longer takes check-ins is left to the upload's own checks (round closed, deadline passed, replay)."""
+    longer takes check-ins is left to the upload's own checks (round closed, deadline passed, replay).
+    The selection is committed before the upload is added."""
     if is_selected(session, round_.id, device.id) or not takes_check_ins(round_):
         return
     job = session.get(Job, round_.job_id)
@@ -117,3 +118,4 @@ def admit_upload(session: Session, device: Device, round_: Round) -> None:
         raise ApiError(409, "not_selected",
                        f"round {round_.id} selected its {quota(job.config)} devices and this device is not one "
                        "of them: check in again (GET /v1/plan) after the plan's retry_after")
+    session.commit()  # the check-in holds whatever becomes of the upload, as a GET /v1/plan's would

@@ -17,9 +17,10 @@ from tests.cloud_servers import Cloud, encoder_for
 from tests.conftest import ROOT
 
 
-def _payload(cloud, device, plan, seed):
+def _payload(plan, seed):
+    """An update encrypted from a plan already fetched (fetching one here would check the device in)."""
     update = np.random.default_rng(seed).normal(0, 0.05, plan["shared_values"]).astype(np.float32)
-    return encoder_for(cloud.plan(device), seed=seed).encode(update, 100, round_id=plan["round"]["id"]).payload
+    return encoder_for(plan, seed=seed).encode(update, 100, round_id=plan["round"]["id"]).payload
 
 
 def test_selection_over_selects_counts_only_selected_devices_and_paces_the_others(cloud, bundle_dir):
@@ -35,12 +36,12 @@ def test_selection_over_selects_counts_only_selected_devices_and_paces_the_other
     assert cloud.plan(devices[0])["selected"] and not cloud.plan(devices[3])["selected"]  # sticky, no slot freed
     round_id = plans[0]["round"]["id"]
 
-    refused = cloud.upload(devices[3], round_id, _payload(cloud, devices[3], plans[3], 3))
+    refused = cloud.upload(devices[3], round_id, _payload(plans[3], 3))
     assert refused.status_code == 409 and refused.json()["error"] == "not_selected", refused.text
     for i in (0, 1):
-        answer = cloud.upload(devices[i], round_id, _payload(cloud, devices[i], plans[i], i))
+        answer = cloud.upload(devices[i], round_id, _payload(plans[i], i))
         assert answer.status_code == 200 and answer.json()["contributors"] == i + 1, answer.text
-    late = cloud.upload(devices[2], round_id, _payload(cloud, devices[2], plans[2], 2))
+    late = cloud.upload(devices[2], round_id, _payload(plans[2], 2))
     assert late.status_code == 409 and late.json()["error"] == "round_closed"  # the round closed at max_devices
     cloud.wait_for_version(devices[0], 2)
     rounds = {r["number"]: r for r in cloud.job(job["id"])["rounds"]}
@@ -52,10 +53,10 @@ def test_an_upload_without_a_check_in_is_one_while_the_quota_has_room(cloud, bun
     token = cloud.token(job["id"], max_uses=None)
     devices = [cloud.enrol(token) for _ in range(4)]
     plan = requests.get(f"{cloud.url}/v1/plan", params={"check_in": "false"}, headers=devices[0]).json()
-    first = cloud.upload(devices[0], plan["round"]["id"], _payload(cloud, devices[0], plan, 0))
+    first = cloud.upload(devices[0], plan["round"]["id"], _payload(plan, 0))
     assert first.status_code == 200, first.text  # selected on upload: the quota had room
     assert [cloud.plan(d)["selected"] for d in devices[1:]] == [True, True, False]  # 1 + 2 = the quota of 3
-    refused = cloud.upload(devices[3], plan["round"]["id"], _payload(cloud, devices[3], plan, 3))
+    refused = cloud.upload(devices[3], plan["round"]["id"], _payload(plan, 3))
     assert refused.json()["error"] == "not_selected"
 
 
@@ -95,7 +96,7 @@ def test_long_poll_waits_for_the_bound_and_returns_when_a_version_is_published(c
     waiting.start()
     time.sleep(0.5)
     for i, (device, plan) in enumerate(((a, plan_a), (b, plan_b))):
-        assert cloud.upload(device, plan["round"]["id"], _payload(cloud, device, plan, i)).status_code == 200
+        assert cloud.upload(device, plan["round"]["id"], _payload(plan, i)).status_code == 200
     closed = time.monotonic()
     waiting.join(timeout=90)
     assert results["plan"]["model_version"] == 2 and results["plan"]["round"]["number"] == 2
