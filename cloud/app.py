@@ -15,7 +15,7 @@ from cloud.batches import UploadBatcher
 from cloud.db import Job, Round, make_engine, make_sessionmaker
 from cloud.keyclient import KeyServiceClient
 from cloud.metrics import Metrics
-from cloud.rounds import Decrypt, close_due_rounds, publish_closed_rounds, publish_round
+from cloud.rounds import Decrypt, close_due_rounds, discard_ended_sums, publish_closed_rounds, publish_round
 from cloud.services import Services, close_session
 from cloud.settings import Settings
 from cloud.store import FileStore
@@ -32,13 +32,14 @@ def create_app(settings: Settings | None = None, background: bool = False) -> Fl
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url, settings.threads)
+    store = FileStore(settings.data_dir)
     svc = Services(
         settings=settings,
         sessions=make_sessionmaker(engine),
-        store=FileStore(settings.data_dir),
+        store=store,
         keyservice=KeyServiceClient(settings.keyservice_url, settings.keyservice_token),
         metrics=Metrics(),
-        batcher=UploadBatcher(),
+        batcher=UploadBatcher(store),
     )
     svc.metrics.watch_jobs(svc.sessions)
     if settings.publish_at_close:
@@ -90,10 +91,13 @@ def _instrument(app: Flask, svc: Services, settings: Settings) -> None:
 
 
 def tick(svc: Services) -> None:
-    """One pass: close rounds past their deadline, then decrypt and publish every closing round at once."""
+    """One pass: close rounds past their deadline, decrypt and publish every closing round at once, then remove the
+    sums of rounds that ended."""
     with svc.sessions() as db:
         close_due_rounds(db)
     _published(svc, publish_closed_rounds(svc.sessions, svc.store, _counting_errors(svc)))
+    with svc.sessions() as db:
+        discard_ended_sums(db, svc.store)
 
 
 def _published(svc: Services, count: int) -> None:

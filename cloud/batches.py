@@ -31,7 +31,9 @@ from cloud.rounds import (
     locked_shard,
     refusal,
     shard_written,
+    superseded,
 )
+from cloud.store import FileStore
 from sdk.crypto.codec import EncryptedSum
 from sdk.crypto.errors import DuplicatePayloadError, PayloadError
 
@@ -56,7 +58,8 @@ class Pending:
 class UploadBatcher:
     """The uploads of one process in batches per round: one thread at a time writes a round's batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: FileStore) -> None:
+        self._store = store
         self._lock = threading.Lock()
         self._waiting: dict[int, list[Pending]] = {}
         self._writing: set[int] = set()
@@ -95,7 +98,7 @@ class UploadBatcher:
                 batch = batch[:MAX_BATCH]
         try:
             while batch:
-                batch = _add_batch(session, round_id, batch)
+                batch = _add_batch(session, self._store, round_id, batch)
         except Exception as exc:  # the database failed: every upload of the batch gets the error
             session.rollback()
             for item in batch:
@@ -109,11 +112,11 @@ class UploadBatcher:
                 self._writing.discard(round_id)
 
 
-def _add_batch(session: Session, round_id: int, batch: list[Pending]) -> list[Pending]:
+def _add_batch(session: Session, store: FileStore, round_id: int, batch: list[Pending]) -> list[Pending]:
     """Adds as many uploads of the batch as one shard has room for, in one transaction; returns the rest."""
     job, max_devices = batch[0].checked.job, batch[0].checked.max_devices
     try:
-        shard, running = locked_shard(session, job, round_id)
+        shard, running = locked_shard(session, store, job, round_id)
     except ApiError as exc:
         session.rollback()
         for item in batch:
@@ -143,26 +146,27 @@ def _add_batch(session: Session, round_id: int, batch: list[Pending]) -> list[Pe
         added.append(item)
     if not added:
         session.rollback()
-        return _alone(session, round_id, rest)
-    answer = shard_written(session, shard, running, max_devices)
+        return _alone(session, store, round_id, rest)
+    answer = shard_written(session, store, job, shard, running, max_devices)
     session.add_all(item.checked.contribution(round_id, item.device_id, shard.shard, item.payload, answer)
                     for item in added)
     try:
         session.commit()
     except IntegrityError:  # another process committed one of these devices or bytes first
         session.rollback()
-        return _alone(session, round_id, added) + rest
+        return _alone(session, store, round_id, added) + rest
+    superseded(store, job, shard)
     for item in added:
         item.decide(Acceptance(answer))
     return rest
 
 
-def _alone(session: Session, round_id: int, items: list[Pending]) -> list[Pending]:
+def _alone(session: Session, store: FileStore, round_id: int, items: list[Pending]) -> list[Pending]:
     """Decides the first upload on its own (cloud.rounds.add_alone); returns the others."""
     if items:
         first, items = items[0], items[1:]
         try:
-            first.decide(add_alone(session, session.get(Device, first.device_id), round_id, first.payload,
+            first.decide(add_alone(session, store, session.get(Device, first.device_id), round_id, first.payload,
                                    first.checked.signature))
         except ApiError as exc:
             session.rollback()

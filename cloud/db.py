@@ -87,6 +87,8 @@ class ShardSum(Base):
     and no row is written by every upload; the round's contributors are the
     sum of its shards' (cloud.rounds.round_tallies). At close the shards are
     grouped into sub-sums (cloud.subsums) that the key service decrypts apart.
+    The sum itself is a file of the data directory, one per generation
+    (cloud.store.FileStore.sum_file): the row says which generation is current.
     """
 
     __tablename__ = "shard_sums"
@@ -96,7 +98,7 @@ class ShardSum(Base):
     shard: Mapped[int] = mapped_column(Integer)
     capacity: Mapped[int] = mapped_column(Integer)
     contributors: Mapped[int] = mapped_column(Integer, default=0)
-    aggregate: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # wire format; None while empty
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # its sum's file (cloud.store); 0 while empty
 
 
 class EnrolmentToken(Base):

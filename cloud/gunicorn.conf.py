@@ -1,8 +1,9 @@
 # Production settings for the aggregation service:
 #   FEDWEAR_WORKERS=4 gunicorn -c cloud/gunicorn.conf.py "cloud.app:create_app(background=True)"
-# Worker processes share nothing but the database: a round's sum is kept as
-# shard rows there, an upload locks one shard, so N workers (on one host or
-# several behind a proxy) add to one round at once. Each worker also runs a
+# Worker processes share nothing but the database and the data directory: a
+# round's sum is kept as shards (a row each, their sums as files), an upload
+# locks one shard, so N workers (on one host or several behind a proxy) add to
+# one round at once. Each worker also runs a
 # round ticker; they agree through row locks and status checks.
 import os
 

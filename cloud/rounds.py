@@ -1,9 +1,14 @@
 """Round lifecycle: accept encrypted updates durably, close, decrypt the sub-sums, publish v+1.
 
-An accepted update is multiplied into one of the round's shard sums (rows
-of the database, cloud.db.ShardSum) in the same transaction that records the
-contribution and counts it on its shard: an answer of "accepted" means it is
-durable, and a crash at any point leaves sums and contributions consistent.
+An accepted update is multiplied into one of the round's shard sums
+(cloud.db.ShardSum): the new sum is written as the shard's next generation,
+a file of the data directory fsynced beside the current one
+(cloud.store.FileStore.write_sum), and the transaction that records the
+contribution makes that generation current. An answer of "accepted" means it
+is durable, and a crash at any point leaves sums and contributions
+consistent: an uncommitted generation is never read, and the next upload to
+the shard writes over it. The database so carries rows of a few bytes, not
+the sums' hundreds of kilobytes per upload.
 An upload locks only one shard with room (SKIP LOCKED on PostgreSQL) and
 writes no row that every upload writes, so several workers, on one host or
 many, add to one round at once. The shards' capacities sum to max_devices;
@@ -31,7 +36,7 @@ from cloud.api.errors import ApiError
 from cloud.attested_rounds import signed_subsum
 from cloud.db import Contribution, Device, Job, ModelVersion, Round, ShardSum, utcnow
 from cloud.keyclient import Decryption, KeyServiceRefusal
-from cloud.lifecycle import record, round_ended
+from cloud.lifecycle import UNFINISHED_ROUNDS, record, round_ended
 from cloud.store import FileStore
 from cloud.subsums import Outcome, answer_problem, combine, group_shards
 from sdk.crypto.codec import EncryptedSum
@@ -131,7 +136,7 @@ class Acceptance:
     closed: bool = False
 
 
-def add_alone(session: Session, device: Device, round_id: int, payload: bytes,
+def add_alone(session: Session, store: FileStore, device: Device, round_id: int, payload: bytes,
               signature: str | None = None) -> Acceptance:
     """Adds one device's payload to a round in a transaction of its own (the caller closes a full round).
 
@@ -141,10 +146,10 @@ def add_alone(session: Session, device: Device, round_id: int, payload: bytes,
     what they cannot decide together.
     """
     try:
-        return _accept(session, device, round_id, payload, signature)
+        return _accept(session, store, device, round_id, payload, signature)
     except IntegrityError:  # the same device, or the same bytes, committed concurrently: answer as if after it
         session.rollback()
-        return _accept(session, device, round_id, payload, signature)
+        return _accept(session, store, device, round_id, payload, signature)
 
 
 @dataclass(frozen=True)
@@ -190,7 +195,7 @@ def check_upload(session: Session, device: Device, round_id: int, payload: bytes
     return Checked(job, job.config["max_devices"], digest, signature)
 
 
-def locked_shard(session: Session, job: Job, round_id: int) -> tuple[ShardSum, EncryptedSum]:
+def locked_shard(session: Session, store: FileStore, job: Job, round_id: int) -> tuple[ShardSum, EncryptedSum]:
     """A shard of the round with room, locked, and its sum to add to; ApiError when the round is no longer open.
 
     The round's status is read after the shard is locked: a publisher reads
@@ -203,38 +208,49 @@ def locked_shard(session: Session, job: Job, round_id: int) -> tuple[ShardSum, E
         raise ApiError(409, "round_closed", f"round {round_id} is {status if status != 'open' else 'full'}, "
                                             "no longer accepting updates")
     params, public = CryptoParams.from_dict(job.crypto), PublicKey.from_json(job.public_key)
-    running = (EncryptedSum.from_bytes(shard.aggregate, params, public, job.shared_values, round_id)
-               if shard.aggregate else EncryptedSum(params, public, job.shared_values, round_id))
-    return shard, running
+    if not shard.generation:
+        return shard, EncryptedSum(params, public, job.shared_values, round_id)
+    stored = store.read_sum(job.id, round_id, shard.shard, shard.generation)
+    return shard, EncryptedSum.from_bytes(stored, params, public, job.shared_values, round_id)
 
 
-def shard_written(session: Session, shard: ShardSum, running: EncryptedSum, max_devices: int) -> dict:
-    """Stores the shard's new sum and count (not yet committed); the answer for the contributions just added."""
-    shard.aggregate, shard.contributors = running.to_bytes(), running.contributors
+def shard_written(session: Session, store: FileStore, job: Job, shard: ShardSum, running: EncryptedSum,
+                  max_devices: int) -> dict:
+    """Writes the shard's next generation and its count (the row not yet committed); the answer for the
+    contributions just added. After the commit, `superseded` removes the generation it replaced."""
+    store.write_sum(job.id, shard.round_id, shard.shard, shard.generation + 1, running.to_bytes())
+    shard.generation, shard.contributors = shard.generation + 1, running.contributors
     session.flush()
     contributors = session.scalar(_filled(shard.round_id))
     return {"accepted": True, "round_id": shard.round_id, "contributors": contributors,
             "round_status": "closing" if contributors >= max_devices else "open"}
 
 
+def superseded(store: FileStore, job: Job, shard: ShardSum) -> None:
+    """Removes the generation a committed write of the shard replaced."""
+    store.discard_sum(job.id, shard.round_id, shard.shard, shard.generation - 1)
+
+
 def refusal(exc: PayloadError) -> ApiError:
     return ApiError(exc.status, exc.code, str(exc))
 
 
-def _accept(session: Session, device: Device, round_id: int, payload: bytes, signature: str | None) -> Acceptance:
+def _accept(session: Session, store: FileStore, device: Device, round_id: int, payload: bytes,
+            signature: str | None) -> Acceptance:
     """Adds the payload to a shard with room and records the contribution, in one transaction."""
     checked = check_upload(session, device, round_id, payload, signature)
     if isinstance(checked, Acceptance):
         return checked
-    shard, running = locked_shard(session, checked.job, round_id)
+    shard, running = locked_shard(session, store, checked.job, round_id)
     try:
         running.add(payload)
         _refuse_copies(session, checked.job.id, checked.digest)
     except PayloadError as exc:
         raise refusal(exc) from exc
-    answer = shard_written(session, shard, running, checked.max_devices)
+    answer = shard_written(session, store, checked.job, shard, running, checked.max_devices)
     session.add(checked.contribution(round_id, device.id, shard.shard, payload, answer))
     session.commit()
+    superseded(store, checked.job, shard)
     return Acceptance(answer)
 
 
@@ -279,7 +295,7 @@ class SubsumCall:
     counted: int
 
 
-def subsum_calls(session: Session, job: Job, round_: Round) -> list[SubsumCall]:
+def subsum_calls(session: Session, store: FileStore, job: Job, round_: Round) -> list[SubsumCall]:
     """The round's shards grouped into sub-sums (cloud.subsums.group_shards), each multiplied into one aggregate
     or, for a job that requires attestation, given as its signed contributions (cloud.attested_rounds).
 
@@ -301,7 +317,7 @@ def subsum_calls(session: Session, job: Job, round_: Round) -> list[SubsumCall]:
         else:
             total = EncryptedSum(params, public, job.shared_values, round_.id)
             for shard in group:
-                total.add_sum(shards[shard].aggregate)
+                total.add_sum(store.read_sum(job.id, round_.id, shard, shards[shard].generation))
             subsum = total.to_bytes()
         calls.append(SubsumCall(part, subsum, sum(counted.get(shard, 0) for shard in group)))
     return calls
@@ -340,7 +356,7 @@ def publish_round(sessions: sessionmaker, store: FileStore, decrypt: Decrypt, ro
         job = db.get(Job, round_.job_id)
     try:
         with sessions() as db:
-            calls = subsum_calls(db, job, round_)
+            calls = subsum_calls(db, store, job, round_)
         outcomes = _decrypt_all(decrypt, job, round_, calls)
     except Exception as exc:  # unreachable, or failing (5xx): retried next tick
         _note(sessions, round_id, f"decryption failed, retried: {exc}")
@@ -411,3 +427,15 @@ def publish_closed_rounds(sessions: sessionmaker, store: FileStore, decrypt: Dec
     with sessions() as db:
         closing = db.scalars(select(Round.id).where(Round.status == "closing").order_by(Round.id)).all()
     return sum(publish_round(sessions, store, decrypt, round_id) for round_id in closing)
+
+
+def discard_ended_sums(session: Session, store: FileStore) -> None:
+    """Removes the shard sums of every round that ended (published, failed or deleted): only an open or closing
+    round's sums are read again."""
+    found = store.rounds_with_sums()
+    if found:
+        live = set(session.scalars(select(Round.id).where(Round.id.in_([round_id for _, round_id in found]),
+                                                          Round.status.in_(UNFINISHED_ROUNDS))))
+        for job_id, round_id in found:
+            if round_id not in live:
+                store.discard_sums(job_id, round_id)

@@ -1,8 +1,15 @@
-"""Files under the data directory: bundles and published weights (running sums live in the database)."""
+"""Files under the data directory: bundles, published weights and the generations of rounds' shard sums.
+
+A shard's sum is a file per generation (cloud.rounds): an upload writes the
+next generation beside the current one, fsynced, before the database commit
+that makes it current, so a crash at any point leaves the committed
+generation whole. Every aggregator replica must see the same directory.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,3 +43,28 @@ class FileStore:
 
     def read_weights(self, job_id: str, version: int) -> np.ndarray:
         return np.frombuffer(self.weights_file(job_id, version).read_bytes(), "<f4").copy()
+
+    def sums_dir(self, job_id: str, round_id: int) -> Path:
+        return self.job_dir(job_id) / "sums" / f"r{round_id}"
+
+    def sum_file(self, job_id: str, round_id: int, shard: int, generation: int) -> Path:
+        return self.sums_dir(job_id, round_id) / f"s{shard}.g{generation}"
+
+    def write_sum(self, job_id: str, round_id: int, shard: int, generation: int, data: bytes) -> None:
+        """Writes a shard sum's generation durably (fsynced file and folder) before the commit that refers to it."""
+        write_atomically(self.sum_file(job_id, round_id, shard, generation), data)
+
+    def read_sum(self, job_id: str, round_id: int, shard: int, generation: int) -> bytes:
+        return self.sum_file(job_id, round_id, shard, generation).read_bytes()
+
+    def discard_sum(self, job_id: str, round_id: int, shard: int, generation: int) -> None:
+        """Removes a generation that a committed one replaced (a crash before this leaves it until the round ends)."""
+        self.sum_file(job_id, round_id, shard, generation).unlink(missing_ok=True)
+
+    def rounds_with_sums(self) -> list[tuple[str, int]]:
+        """(job, round) of every round that still has a folder of sums."""
+        return [(folder.parent.parent.name, int(folder.name[1:]))
+                for folder in self.root.glob("jobs/*/sums/r*") if folder.name[1:].isdigit()]
+
+    def discard_sums(self, job_id: str, round_id: int) -> None:
+        shutil.rmtree(self.sums_dir(job_id, round_id), ignore_errors=True)

@@ -109,3 +109,36 @@ def test_sigkill_of_a_worker_among_several_loses_and_doubles_nothing(tmp_path, b
         assert len(first["subsums"]) == 3 and not any(part["dropped"] for part in first["subsums"])
     finally:
         cloud.stop()
+
+
+def sum_files(cloud, job) -> list:
+    return sorted(p.relative_to(cloud.data_dir / "jobs" / job["id"] / "sums")
+                  for p in (cloud.data_dir / "jobs" / job["id"] / "sums").rglob("*") if p.is_file())
+
+
+def test_a_sum_generation_written_but_never_committed_is_not_read(tmp_path, bundle_dir, database_url):
+    """A worker killed after writing a shard's next generation but before its commit leaves a file the database does
+    not name: the next upload to that shard writes over it, the round publishes the FedAvg, and the round's sums are
+    removed once it ended."""
+    cloud = Cloud(tmp_path, database_url, max_upload_bytes=4 * 1024 * 1024).start()
+    try:
+        n = 4
+        job, devices, plan, updates, weights, payloads = prepared_round(cloud, bundle_dir, n, 3, min_devices=n,
+                                                                        subsums=1)
+        round_id = plan["round"]["id"]
+        for i in range(2):
+            assert cloud.upload(devices[i], round_id, payloads[i]).status_code == 200
+        # the two uploads went to the two emptiest shards: one committed generation each, none superseded left
+        held = sum_files(cloud, job)
+        assert [str(p) for p in held] == [f"r{round_id}/s0.g1", f"r{round_id}/s1.g1"]
+        for name in ("s0.g2", "s2.g1"):  # what a killed worker's uncommitted writes leave behind
+            (cloud.data_dir / "jobs" / job["id"] / "sums" / f"r{round_id}" / name).write_bytes(os.urandom(4096))
+        for i in range(2, n):
+            assert cloud.upload(devices[i], round_id, payloads[i]).status_code == 200
+        assert_fedavg_published(cloud, devices, plan, updates, weights)
+        deadline = time.time() + 10  # the ticker removes an ended round's sums
+        while sum_files(cloud, job) and time.time() < deadline:
+            time.sleep(0.1)
+        assert sum_files(cloud, job) == []
+    finally:
+        cloud.stop()
