@@ -2,14 +2,22 @@
 
 For each worker count, starts a real key service and an aggregator under
 gunicorn with that many worker processes on loopback, enrols the devices and
-sends one distinct encrypted update per device concurrently (a bounded number
-in flight, each request with a timeout). Afterwards it checks the round: every
+checks each in (GET /v1/plan, which selects it), then sends one distinct
+encrypted update per device concurrently (a bounded number in flight, each
+request with a timeout). Afterwards it checks the round: every
 accepted update counted exactly once, and the published model equal to the
 plaintext weighted FedAvg of the accepted updates within the codec's bound.
 It also measures, on small rounds, the time from the last upload's answer to
 the published model with publication at close and with publication at the
 next tick of the round ticker (1 s), in the same run (median of 3 rounds each),
 and the CPU each side spent per upload while the uploads ran (CpuMeter).
+Last, with the services stopped, the machine's own ceiling for the ratio of
+2 workers over 1: how much faster two processes do an upload's ciphertext
+multiplications than one (machine_2_over_1).
+
+The speed of a small virtual machine drifts by tens of percent within a
+minute, so every worker count runs `--repeats` rounds, the counts taking
+turns, and the ratios are medians over the turns (each turn's ratio listed).
 
 Payloads: a few devices' updates are encrypted in full; every other device's
 payload is one of them with each ciphertext multiplied by the same fresh
@@ -27,7 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +43,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import click  # noqa: E402
+import gmpy2  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import requests  # noqa: E402
@@ -159,8 +168,11 @@ def one_round(cloud: LocalCloud, bundle: Path, fleet: Fleet, devices: int, concu
     session = requests.Session()
     auths = [{"Authorization": session.post(f"{cloud.url}/v1/enrol", json={"token": token},
                                             timeout=timeout).json()["authorization"]} for _ in range(devices)]
-    plan = session.get(f"{cloud.url}/v1/plan", headers=auths[0], timeout=timeout).json()
-    round_id = plan["round"]["id"]
+    # every device checks in before it trains, as the protocol has it; the round selects them all
+    plans = [session.get(f"{cloud.url}/v1/plan", headers=auth, timeout=timeout).json() for auth in auths]
+    if not all(plan["selected"] for plan in plans):
+        raise RuntimeError("the round did not select every device")
+    round_id = plans[0]["round"]["id"]
     payloads = [fleet.payload(i, round_id) for i in range(devices)]  # made before the clock starts
     answered_at = [0.0] * devices
 
@@ -208,6 +220,29 @@ def one_round(cloud: LocalCloud, bundle: Path, fleet: Fleet, devices: int, concu
     return row
 
 
+def _sums_per_s(n_square: int, ciphertexts: list[int], seconds: float) -> float:
+    """How many times a second one process multiplies an update's ciphertexts into a sum (as an upload does)."""
+    n2, values = gmpy2.mpz(n_square), [gmpy2.mpz(c) for c in ciphertexts]
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        [a * b % n2 for a, b in zip(values, values)]
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+def machine_2_over_1(fleet: Fleet, repeats: int, seconds: float = 2.0) -> list[float]:
+    """This machine's own ceiling for 2 workers over 1, `repeats` times: two processes' rate of an upload's
+    multiplications over one process's just before, with nothing else running."""
+    args = (int(fleet.public.n_square), [int(c) for c in fleet.bases[0]], seconds)
+    ratios = []
+    with ProcessPoolExecutor(2) as pool:
+        for _ in range(repeats):
+            one = pool.submit(_sums_per_s, *args).result()
+            two = sum(future.result() for future in [pool.submit(_sums_per_s, *args) for _ in range(2)])
+            ratios.append(round(two / one, 2))
+    return ratios
+
+
 def database_name(url: str | None) -> str | None:
     """The PostgreSQL database a URL names (None for SQLite)."""
     return None if url is None or url.startswith("sqlite") else url.rsplit("/", 1)[-1].split("?")[0]
@@ -222,42 +257,56 @@ def database_name(url: str | None) -> str | None:
 @click.option("--latency-devices", default=10, show_default=True,
               help="devices of the round that times publication at close against the next tick")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds per request.")
+@click.option("--repeats", default=3, show_default=True,
+              help="rounds per worker count, the counts taking turns; ratios are the median of each turn's")
 @click.option("--json", "as_json", is_flag=True)
 def main(devices: int, params: int, workers: str, database_url: str | None, concurrency: int,
-         latency_devices: int, timeout: float, as_json: bool) -> None:
+         latency_devices: int, timeout: float, repeats: int, as_json: bool) -> None:
     if not 2 <= devices <= 10_000:
         raise click.BadParameter("devices must be in [2, 10000]")
+    if repeats < 1:
+        raise click.BadParameter("repeats must be at least 1")
     counts = [int(w) for w in workers.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         values = bundle_with_about(params, tmp / "bundle")
-        runs, latency = {}, {}
+        runs, latency = [], {}
         fleet = None
         started = time.perf_counter()
-        for index, count in enumerate(counts):
-            # one work directory for every run: the key service keeps its key, so the payloads stay valid
-            with LocalCloud(tmp / "cloud", database_url, max_upload_bytes=16 * 1024 * 1024, workers=count) as cloud:
-                if fleet is None:
-                    plan_params = CryptoParams(key_bits=2048, max_contributors=max(devices, latency_devices, 2),
-                                               max_weight=1000, randomiser="short-exponent")
-                    public = PublicKey.from_json(requests.get(cloud.keyservice.health,
-                                                              headers=cloud.keyservice.headers).text)
-                    fleet = Fleet.make(max(devices, latency_devices), values, plan_params, public)
-                    encrypt_s = time.perf_counter() - started
-                runs[count] = {"workers": count, **one_round(cloud, tmp / "bundle", fleet, devices, concurrency,
-                                                             timeout, database_name(database_url))}
+        for turn in range(repeats):  # the worker counts take turns, so that a slower spell of the machine hits each
+            for count in counts:
+                # one work directory for every run: the key service keeps its key, so the payloads stay valid
+                with LocalCloud(tmp / "cloud", database_url, max_upload_bytes=16 * 1024 * 1024,
+                                workers=count) as cloud:
+                    if fleet is None:
+                        plan_params = CryptoParams(key_bits=2048, max_contributors=max(devices, latency_devices, 2),
+                                                   max_weight=1000, randomiser="short-exponent")
+                        public = PublicKey.from_json(requests.get(cloud.keyservice.health,
+                                                                  headers=cloud.keyservice.headers).text)
+                        fleet = Fleet.make(max(devices, latency_devices), values, plan_params, public)
+                        encrypt_s = time.perf_counter() - started
+                    runs.append({"workers": count, "turn": turn,
+                                 **one_round(cloud, tmp / "bundle", fleet, devices, concurrency, timeout,
+                                             database_name(database_url))})
         for at_close in (True, False):
             with LocalCloud(tmp / "cloud", database_url, max_upload_bytes=16 * 1024 * 1024, workers=1,
                             tick_seconds=1.0, publish_at_close=at_close) as cloud:
                 seconds = [one_round(cloud, tmp / "bundle", fleet, latency_devices, concurrency,
                                      timeout)["last_upload_to_published_s"] for _ in range(LATENCY_ROUNDS)]
                 latency["at_close" if at_close else "next_tick"] = statistics.median(seconds)
+    rate = {(run["turn"], run["workers"]): run["uploads_per_s"] for run in runs}
+    turns = [rate[turn, 2] / rate[turn, 1] for turn in range(repeats)] if {1, 2} <= set(counts) else []
+    machine = machine_2_over_1(fleet, repeats)
     result = {
         "devices": devices, "params": values, "payload_bytes": len(fleet.payload(0, 1)),
         "client_encrypt_s": round(encrypt_s, 1), "database": "sqlite" if database_url is None else "postgresql",
-        "runs": list(runs.values()),
-        "speedup_2_over_1": (round(runs[2]["uploads_per_s"] / runs[1]["uploads_per_s"], 2)
-                             if 1 in runs and 2 in runs else None),
+        "runs": runs,
+        "uploads_per_s": {str(count): statistics.median(rate[turn, count] for turn in range(repeats))
+                          for count in counts},
+        "speedup_2_over_1": round(statistics.median(turns), 2) if turns else None,
+        "speedup_2_over_1_turns": [round(ratio, 2) for ratio in turns],
+        "machine_2_over_1": statistics.median(machine),
+        "machine_2_over_1_turns": machine,
         "publish_latency_s": {"devices": latency_devices, "tick_s": 1.0, "rounds": LATENCY_ROUNDS, **latency},
     }
     print(json.dumps(result, indent=None if as_json else 2))

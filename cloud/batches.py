@@ -3,9 +3,9 @@
 Each upload is checked on its own first (cloud.rounds.check_upload). While
 one batch of a round is being written, the uploads that arrive at the same
 process wait and go into the next batch: one read and one write of a shard's
-sum, one commit, for several uploads, so the database writes a sum's bytes
-once per batch rather than once per upload. Each upload is answered only
-after its batch committed (accepted means durable). Whatever a batch cannot
+sum, one commit and one check whether the round is full, for several
+uploads. Each upload is answered only after its batch committed (accepted
+means durable). Whatever a batch cannot
 decide alone (two uploads of one device or of the same bytes in it, or a
 commit refused because another process committed one of them first) is
 decided one upload at a time by cloud.rounds.add_alone.
@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cloud.api.errors import ApiError
@@ -66,8 +66,8 @@ class UploadBatcher:
 
     def accept(self, session: Session, device: Device, round_id: int, payload: bytes,
                signature: str | None = None) -> Acceptance:
-        """Adds one device's payload to a round, answered as cloud.rounds.add_alone answers, then closes the round
-        if it is full (exactly once: cloud.rounds.close_if_full)."""
+        """Adds one device's payload to a round, answered as cloud.rounds.add_alone answers; each batch's commit is
+        followed by one check that closes the round if it is full (exactly once: cloud.rounds.close_if_full)."""
         checked = check_upload(session, device, round_id, payload, signature)
         if isinstance(checked, Acceptance):
             return checked
@@ -84,10 +84,7 @@ class UploadBatcher:
             self._write_next(session, round_id)
         if isinstance(item.outcome, BaseException):
             raise item.outcome
-        if item.outcome.replayed:
-            return item.outcome
-        closed = close_if_full(session, round_id, checked.max_devices)
-        return Acceptance(item.outcome.answer, closed=closed)
+        return item.outcome
 
     def _write_next(self, session: Session, round_id: int) -> None:
         """Writes the round's waiting uploads, then wakes one that waits since, to write the next batch."""
@@ -156,8 +153,13 @@ def _add_batch(session: Session, store: FileStore, round_id: int, batch: list[Pe
         session.rollback()
         return _alone(session, store, round_id, added) + rest
     superseded(store, job, shard)
-    for item in added:
-        item.decide(Acceptance(answer))
+    try:
+        closed = close_if_full(session, round_id, max_devices)
+    except SQLAlchemyError:  # the uploads are committed all the same; the round ticker closes the round
+        session.rollback()
+        closed = False
+    for index, item in enumerate(added):
+        item.decide(Acceptance(answer, closed=closed and index == 0))  # one upload starts publication
     return rest
 
 

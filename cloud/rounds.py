@@ -115,7 +115,7 @@ def _filled(round_id: int):
 def close_if_full(session: Session, round_id: int, max_devices: int) -> bool:
     """Closes the round (open -> closing) if its shards hold max_devices contributions; True if this call closed it.
 
-    One conditional UPDATE, run after an upload's commit (and by every tick,
+    One conditional UPDATE, run after each commit of uploads (and by every tick,
     for an upload killed between its commit and this): whichever caller sees
     the round full first closes it, exactly once.
     """
@@ -138,7 +138,7 @@ class Acceptance:
 
 def add_alone(session: Session, store: FileStore, device: Device, round_id: int, payload: bytes,
               signature: str | None = None) -> Acceptance:
-    """Adds one device's payload to a round in a transaction of its own (the caller closes a full round).
+    """Adds one device's payload to a round in a transaction of its own, then closes the round if it is full.
 
     The same payload again gets the first answer; a different one for the
     same round is a conflict. Nothing changes unless every check passes.
@@ -251,7 +251,7 @@ def _accept(session: Session, store: FileStore, device: Device, round_id: int, p
     session.add(checked.contribution(round_id, device.id, shard.shard, payload, answer))
     session.commit()
     superseded(store, checked.job, shard)
-    return Acceptance(answer)
+    return Acceptance(answer, closed=close_if_full(session, round_id, checked.max_devices))
 
 
 def close_due_rounds(session: Session, now: datetime | None = None) -> None:
