@@ -5,10 +5,10 @@ one batch of a round is being written, the uploads that arrive at the same
 process wait and go into the next batch: one read and one write of a shard's
 sum, one commit and one check whether the round is full, for several
 uploads. Each upload is answered only after its batch committed (accepted
-means durable). Whatever a batch cannot
-decide alone (two uploads of one device or of the same bytes in it, or a
-commit refused because another process committed one of them first) is
-decided one upload at a time by cloud.rounds.add_alone.
+means durable). Whatever a batch cannot decide alone (two uploads of one
+device or of the same bytes in it, or a commit refused because another
+process committed one of them first) is decided one upload at a time by
+cloud.rounds.add_alone.
 """
 
 from __future__ import annotations

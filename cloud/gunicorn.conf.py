@@ -3,8 +3,8 @@
 # Worker processes share nothing but the database and the data directory: a
 # round's sum is kept as shards (a row each, their sums as files), an upload
 # locks one shard, so N workers (on one host or several behind a proxy) add to
-# one round at once. Each worker also runs a
-# round ticker; they agree through row locks and status checks.
+# one round at once. Each worker also runs a round ticker; they agree through
+# row locks and status checks.
 import os
 
 bind = os.environ.get("FEDWEAR_BIND", "127.0.0.1:8080")  # TLS terminates in the reverse proxy in front

@@ -144,8 +144,8 @@ def abort_job(session: Session, job_id: str, reason: str = "") -> Job:
     return job
 
 
-def fail_round(session: Session, job_id: str, number: int, reason: str) -> Round:
-    """Fails an open or closing round; the next one opens unless the job is stopping."""
+def fail_round(session: Session, job_id: str, number: int, reason: str, by: str = "the operator") -> Round:
+    """Fails an open or closing round (`by` whom, for its error); the next one opens unless the job is stopping."""
     job = locked_job(session, job_id)
     round_ = session.scalars(select(Round).where(Round.job_id == job.id, Round.number == number)
                              .with_for_update()).first()
@@ -153,7 +153,7 @@ def fail_round(session: Session, job_id: str, number: int, reason: str) -> Round
         raise ApiError(404, "round_not_found", f"job {job.id} has no round {number}")
     if round_.status not in UNFINISHED_ROUNDS:
         raise ApiError(409, "round_not_open", f"round {number} is {round_.status}; only an open or closing round can fail")
-    _fail(round_, f"failed by the operator: {reason}")
+    _fail(round_, f"failed by {by}: {reason}")
     record(session, job, "round_failed", reason, number)
     round_ended(session, job, round_)
     session.commit()

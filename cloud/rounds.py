@@ -36,8 +36,8 @@ from cloud.api.errors import ApiError
 from cloud.attested_rounds import signed_subsum
 from cloud.db import Contribution, Device, Job, ModelVersion, Round, ShardSum, utcnow
 from cloud.keyclient import Decryption, KeyServiceRefusal
-from cloud.lifecycle import UNFINISHED_ROUNDS, record, round_ended
-from cloud.store import FileStore
+from cloud.lifecycle import UNFINISHED_ROUNDS, fail_round, record, round_ended
+from cloud.store import FileStore, MissingSumError
 from cloud.subsums import Outcome, answer_problem, combine, group_shards
 from sdk.crypto.codec import EncryptedSum
 from sdk.crypto.errors import DuplicatePayloadError, PayloadError
@@ -210,8 +210,24 @@ def locked_shard(session: Session, store: FileStore, job: Job, round_id: int) ->
     params, public = CryptoParams.from_dict(job.crypto), PublicKey.from_json(job.public_key)
     if not shard.generation:
         return shard, EncryptedSum(params, public, job.shared_values, round_id)
-    stored = store.read_sum(job.id, round_id, shard.shard, shard.generation)
+    try:
+        stored = store.read_sum(job.id, round_id, shard.shard, shard.generation)
+    except MissingSumError as exc:
+        session.rollback()
+        raise _lost(session, job, round_id, exc) from None
     return shard, EncryptedSum.from_bytes(stored, params, public, job.shared_values, round_id)
+
+
+def _lost(session: Session, job: Job, round_id: int, exc: MissingSumError) -> ApiError:
+    """Fails a round whose sum file is missing (no retry brings it back; the job goes on as after any failed
+    round); the answer for an upload to it."""
+    number = session.scalar(select(Round.number).where(Round.id == round_id))
+    try:
+        fail_round(session, job.id, number, str(exc), by="the service")
+        log.error("sum missing", extra={"fields": {"job": job.id, "round": number, "error": str(exc)}})
+    except ApiError:  # another upload or publisher failed it first
+        session.rollback()
+    return ApiError(409, "round_closed", f"round {round_id} failed: {exc}")
 
 
 def shard_written(session: Session, store: FileStore, job: Job, shard: ShardSum, running: EncryptedSum,
@@ -358,6 +374,10 @@ def publish_round(sessions: sessionmaker, store: FileStore, decrypt: Decrypt, ro
         with sessions() as db:
             calls = subsum_calls(db, store, job, round_)
         outcomes = _decrypt_all(decrypt, job, round_, calls)
+    except MissingSumError as exc:  # no retry brings it back
+        with sessions() as db:
+            _lost(db, job, round_id, exc)
+        return False
     except Exception as exc:  # unreachable, or failing (5xx): retried next tick
         _note(sessions, round_id, f"decryption failed, retried: {exc}")
         log.warning("decryption failed", extra={"fields": {"job": job.id, "round": round_.number, "error": str(exc)}})

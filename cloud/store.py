@@ -17,6 +17,10 @@ import numpy as np
 from sdk.storage import write_atomically
 
 
+class MissingSumError(LookupError):
+    """A shard's committed sum is not in the data directory (removed by hand, or a restore without it)."""
+
+
 class FileStore:
     """Paths and atomic writes for one data directory."""
 
@@ -55,7 +59,13 @@ class FileStore:
         write_atomically(self.sum_file(job_id, round_id, shard, generation), data)
 
     def read_sum(self, job_id: str, round_id: int, shard: int, generation: int) -> bytes:
-        return self.sum_file(job_id, round_id, shard, generation).read_bytes()
+        """A shard sum's committed generation; MissingSumError if the data directory lost it."""
+        path = self.sum_file(job_id, round_id, shard, generation)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise MissingSumError(f"the sum of shard {shard} (generation {generation}) is missing from the data "
+                                  f"directory ({path.relative_to(self.root)})") from None
 
     def discard_sum(self, job_id: str, round_id: int, shard: int, generation: int) -> None:
         """Removes a generation that a committed one replaced (a crash before this leaves it until the round ends)."""

@@ -142,3 +142,50 @@ def test_a_sum_generation_written_but_never_committed_is_not_read(tmp_path, bund
         assert sum_files(cloud, job) == []
     finally:
         cloud.stop()
+
+
+def test_a_round_whose_sum_file_is_lost_fails_with_the_reason_and_the_job_goes_on(tmp_path, bundle_dir):
+    """A committed generation missing from the data directory (removed by hand, a restore without it) cannot be
+    decrypted: the round fails once, naming the shard, instead of being retried every tick; the next round opens."""
+    cloud = Cloud(tmp_path, max_upload_bytes=4 * 1024 * 1024).start()
+    try:
+        job, devices, plan, updates, weights, payloads = prepared_round(cloud, bundle_dir, 2, 4, min_devices=2,
+                                                                        subsums=1)
+        round_id = plan["round"]["id"]
+        assert cloud.upload(devices[0], round_id, payloads[0]).status_code == 200
+        (cloud.data_dir / "jobs" / job["id"] / "sums" / f"r{round_id}" / "s0.g1").unlink()
+        assert cloud.upload(devices[1], round_id, payloads[1]).status_code == 200  # the other shard: the round closes
+        deadline = time.time() + 30
+        while first_round(cloud, job)["status"] != "failed" and time.time() < deadline:
+            time.sleep(0.1)
+        first = first_round(cloud, job)
+        assert first["status"] == "failed", first
+        assert "sum of shard 0 (generation 1) is missing" in first["error"], first["error"]
+        state = requests.get(f"{cloud.url}/admin/jobs/{job['id']}", headers=cloud.admin).json()
+        assert [r["status"] for r in state["rounds"]] == ["failed", "open"] and state["model_version"] == 1
+    finally:
+        cloud.stop()
+
+
+def test_an_upload_to_a_shard_whose_sum_file_is_lost_fails_the_round_instead_of_erring_forever(tmp_path, bundle_dir):
+    """The emptiest shard with room is every upload's first choice: with its file lost, the upload that finds it
+    fails the round (409 naming the loss) rather than answering 500 to every device until the deadline."""
+    cloud = Cloud(tmp_path, max_upload_bytes=4 * 1024 * 1024).start()
+    try:
+        n = 18  # 16 shards; the first two take 2 contributions each
+        job, devices, plan, updates, weights, payloads = prepared_round(cloud, bundle_dir, n, 5, min_devices=2,
+                                                                        subsums=1)
+        round_id = plan["round"]["id"]
+        assert cloud.upload(devices[0], round_id, payloads[0]).status_code == 200
+        (cloud.data_dir / "jobs" / job["id"] / "sums" / f"r{round_id}" / "s0.g1").unlink()
+        for i in range(1, 16):  # one in each other shard
+            assert cloud.upload(devices[i], round_id, payloads[i]).status_code == 200
+        refused = cloud.upload(devices[16], round_id, payloads[16])  # shard 0 again: its sum is gone
+        assert refused.status_code == 409 and refused.json()["error"] == "round_closed", refused.text
+        assert "sum of shard 0 (generation 1) is missing" in refused.json()["message"]
+        first = first_round(cloud, job)
+        assert first["status"] == "failed" and first["error"].startswith("failed by the service: the sum of shard 0")
+        state = requests.get(f"{cloud.url}/admin/jobs/{job['id']}", headers=cloud.admin).json()
+        assert [r["status"] for r in state["rounds"]] == ["failed", "open"]
+    finally:
+        cloud.stop()
