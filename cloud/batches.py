@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.api.errors import ApiError
@@ -27,7 +27,7 @@ from cloud.rounds import (
     Checked,
     add_alone,
     check_upload,
-    close_if_full,
+    closed_after_commit,
     locked_shard,
     refusal,
     shard_written,
@@ -153,11 +153,7 @@ def _add_batch(session: Session, store: FileStore, round_id: int, batch: list[Pe
         session.rollback()
         return _alone(session, store, round_id, added) + rest
     superseded(store, job, shard)
-    try:
-        closed = close_if_full(session, round_id, max_devices)
-    except SQLAlchemyError:  # the uploads are committed all the same; the round ticker closes the round
-        session.rollback()
-        closed = False
+    closed = closed_after_commit(session, round_id, max_devices)
     for index, item in enumerate(added):
         item.decide(Acceptance(answer, closed=closed and index == 0))  # one upload starts publication
     return rest

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.api.errors import ApiError
@@ -125,6 +125,16 @@ def close_if_full(session: Session, round_id: int, max_devices: int) -> bool:
         .values(status="closing", closed_at=utcnow()).execution_options(synchronize_session=False)).rowcount
     session.commit()
     return closed == 1
+
+
+def closed_after_commit(session: Session, round_id: int, max_devices: int) -> bool:
+    """close_if_full right after uploads committed; a database error there leaves the closing to the round ticker,
+    since the uploads stand."""
+    try:
+        return close_if_full(session, round_id, max_devices)
+    except SQLAlchemyError:
+        session.rollback()
+        return False
 
 
 @dataclass(frozen=True)
@@ -267,7 +277,7 @@ def _accept(session: Session, store: FileStore, device: Device, round_id: int, p
     session.add(checked.contribution(round_id, device.id, shard.shard, payload, answer))
     session.commit()
     superseded(store, checked.job, shard)
-    return Acceptance(answer, closed=close_if_full(session, round_id, checked.max_devices))
+    return Acceptance(answer, closed=closed_after_commit(session, round_id, checked.max_devices))
 
 
 def close_due_rounds(session: Session, now: datetime | None = None) -> None:
