@@ -283,11 +283,16 @@ def run(dataset, data, device, download, sha256, rounds, devices_per_round, loca
               help="How each fold's federation trains (the same FedAvg; encrypted is much slower).")
 @click.option("--server-optimiser", type=click.Choice(["fedavg", "momentum", "fedadam"]), default="fedavg",
               show_default=True, help="Plaintext engine: how the mean update moves the global model.")
+@click.option("--train-overlap", type=click.FloatRange(0, 1, max_open=True), default=0.8, show_default=True,
+              help="Every model trains on the recordings cut into windows overlapping by this fraction; the tests "
+                   "keep the dataset's windows.")
 @click.option("--subjects", default=8, show_default=True, help="Synthetic subjects.")
+@click.option("--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default="the machine's cores",
+              help="Folds run at once, each in a process of its own.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out/curve"), show_default=True,
               callback=_out_dir, help="Results; folds kept in OUT/folds are skipped when run again.")
 def curve(dataset, data, device, download, sha256, seeds, held_out, rounds, local_epochs, personal_epochs,
-          baseline_epochs, engine, server_optimiser, subjects, out):
+          baseline_epochs, engine, server_optimiser, train_overlap, subjects, jobs, out):
     """The label-efficiency curve: accuracy of a new wearer after k = 0, 1, 2, 3 and all labelled executions
     (local-only, personalised, global), leave-HELD-OUT-out over every subject and seed, with 95% bootstrap
     intervals over subjects; writes OUT/curve.json, curve.md and curve.png."""
@@ -297,12 +302,15 @@ def curve(dataset, data, device, download, sha256, seeds, held_out, rounds, loca
     name = dataset or ("sp-sw-har" if data else "synthetic")
     config = CurveConfig(seeds=seeds, held_out=held_out, rounds=rounds, local_epochs=local_epochs,
                          personal_epochs=personal_epochs, baseline_epochs=baseline_epochs, engine=engine,
-                         server_optimiser=server_optimiser)
+                         server_optimiser=server_optimiser, train_overlap=train_overlap)
     try:
         ds = load_dataset(name, data, device, download, sha256, subjects=subjects)
         if ds.spec is None:
             raise ValueError(f"{name} holds feature vectors in no order: the curve needs recordings of executions")
-        folds = run_folds(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo)
+        training = load_dataset(name, data, device, download, sha256, subjects=subjects, show_progress=False,
+                                overlap=train_overlap)
+        folds = run_folds(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo, jobs=jobs,
+                          training=training)
     except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     result = summarise(folds, config)

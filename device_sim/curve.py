@@ -17,7 +17,9 @@ on disk: a rerun skips the folds already done.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,10 +28,10 @@ import numpy as np
 
 from device_sim.dataset import Dataset, DeviceData, pooled
 from device_sim.fleet import Fleet, FleetConfig
-from device_sim.partitions import within_subject
+from device_sim.partitions import same_executions, within_subject
 from device_sim.progress import Progress
 from sdk.decoding import TransitionModel, decode, transition_counts
-from sdk.personalisation import blend, held_out_heads, personalise, pick_weight
+from sdk.personalisation import BLEND_WEIGHTS, blend, held_out_heads, held_out_scores, personalise, pick_weight
 from sdk.trainer import TFLiteTrainer
 
 LABELLED = ("1", "2", "3", "all")  # labelled executions of a new wearer
@@ -55,6 +57,7 @@ class CurveConfig:
     engine: str = "plaintext"
     server_optimiser: str = "fedavg"
     server_settings: dict = field(default_factory=dict)
+    train_overlap: float | None = 0.8  # training windows cut overlapping this much (tests keep the dataset's)
     bootstrap: int = 2000
 
     def fold_settings(self) -> dict:
@@ -82,8 +85,11 @@ def _accuracy(probs: np.ndarray, test: DeviceData, transitions: TransitionModel)
 class FoldRun:
     """One fold: the federation without the new wearers, then every model scored."""
 
-    def __init__(self, dataset: Dataset, config: CurveConfig, seed: int, new_wearers: list[str], work: Path):
+    def __init__(self, dataset: Dataset, config: CurveConfig, seed: int, new_wearers: list[str], work: Path,
+                 training: Dataset | None = None):
+        """``training``: the same recordings cut into the windows every model trains on (default ``dataset``'s)."""
         self.dataset, self.config, self.seed, self.new_wearers, self.work = dataset, config, seed, new_wearers, work
+        self.training = training or dataset
 
     def run(self) -> dict:
         c = self.config
@@ -93,19 +99,23 @@ class FoldRun:
             personal_epochs=c.personal_epochs, baseline_epochs=c.baseline_epochs,
             new_user_subjects=tuple(self.new_wearers), engine=c.engine, server_optimiser=c.server_optimiser,
             server_settings=dict(c.server_settings), seed=self.seed), self.work, show_progress=False,
-            log=lambda *_: None)
+            log=lambda *_: None, training=self.training)
         self.weights = fleet.train()
         np.save(self.work / "final_shared.npy", self.weights)
         self.bundle, self.initial = fleet.bundle, fleet.initial_weights
         classes = len(self.dataset.label_names)
+        predicted = {p.subject: same_executions(p.data, p.train) for p in fleet.participants}  # at the test stride
         self.transitions = TransitionModel.from_counts(
-            sum(transition_counts(p.train.labels, p.train.execution, classes) for p in fleet.participants))
+            sum(transition_counts(d.labels, d.execution, classes) for d in predicted.values()))
         central = self._trainer(self.initial)
         x, y = pooled([p.train for p in fleet.participants])
         self._fit(central, x, y)
         federated = self._trainer(self.weights)
-        within = {p.subject: self._within(p.train, p.test, federated, central) for p in fleet.participants}
-        newcomers = {p.subject: self._new_wearer(p.data, federated) for p in fleet.newcomers}
+        within = {p.subject: self._within(p.train, predicted[p.subject], p.test, federated, central)
+                  for p in fleet.participants}
+        dense = {device_id: i for i, (device_id, _) in enumerate(self.training.catalogue)}
+        newcomers = {p.subject: self._new_wearer(p.data, self.training.devices[dense[p.device_id]], federated)
+                     for p in fleet.newcomers}
         return {"seed": self.seed, "new_wearers": self.new_wearers, "settings": c.fold_settings(),
                 "final_round_global": fleet.rounds[-1]["global_accuracy"] if fleet.rounds else None,
                 "transitions": self.transitions.transitions.round(4).tolist(),
@@ -121,13 +131,17 @@ class FoldRun:
         trainer.fit(x, y, epochs=c.baseline_epochs, batch_size=c.batch_size, lr=c.lr, momentum=c.momentum,
                     seed=self.seed)
 
-    def _local_and_personal(self, labelled: DeviceData, test: DeviceData, federated: TFLiteTrainer) -> dict:
-        """Local-only, personalised (safe), personal head alone; each with and without decoding."""
+    def _local_and_personal(self, labelled: DeviceData, check: DeviceData, test: DeviceData,
+                            federated: TFLiteTrainer) -> dict:
+        """Local-only, personalised (safe), personal head alone; each with and without decoding. ``labelled``:
+        the training windows; ``check``: the same executions cut as the test windows are (the head choice
+        scores its held-out folds on these)."""
         c = self.config
         local = self._trainer(self.initial)
         self._fit(local, labelled.windows, labelled.labels)
         held = held_out_heads(federated, labelled.windows, labelled.labels, labelled.execution, c.personal_epochs,
-                              c.batch_size, c.lr, c.momentum, seed=self.seed)
+                              c.batch_size, c.lr, c.momentum, seed=self.seed,
+                              check=(check.windows, check.labels, check.execution))
         personalise(federated, labelled.windows, labelled.labels, c.personal_epochs, c.batch_size, c.lr, c.momentum,
                     seed=self.seed)
         heads = federated.predict_proba(test.windows, "global"), federated.predict_proba(test.windows, "personal")
@@ -140,19 +154,26 @@ class FoldRun:
 
         personalised, weights = chosen("likelihood")
         by_accuracy, accuracy_weights = chosen("accuracy")
-        return {"local_only": _accuracy(local.predict_proba(test.windows), test, self.transitions),
+        every_blend = [_accuracy(blend(*heads, w), test, self.transitions) for w in BLEND_WEIGHTS]
+        return {"by_weight": {variant: {
+                    "test": [scores[variant] for scores in every_blend],
+                    "held_out": None if held is None else held_out_scores(
+                        held, self.transitions if variant == "decoded" else None)} for variant in VARIANTS},
+                "local_only": _accuracy(local.predict_proba(test.windows), test, self.transitions),
                 "personalised": personalised, "personal_weight": weights,
                 "chosen_by_accuracy": by_accuracy, "chosen_by_accuracy_weight": accuracy_weights,
                 "personal_head": _accuracy(heads[1], test, self.transitions),
                 "even_blend": _accuracy(blend(*heads, 0.5), test, self.transitions),
                 "labelled_windows": len(labelled)}
 
-    def _within(self, train: DeviceData, test: DeviceData, federated: TFLiteTrainer, central: TFLiteTrainer) -> dict:
-        return {**self._local_and_personal(train, test, federated),
+    def _within(self, train: DeviceData, check: DeviceData, test: DeviceData, federated: TFLiteTrainer,
+                central: TFLiteTrainer) -> dict:
+        return {**self._local_and_personal(train, check, test, federated),
                 "global": _accuracy(federated.predict_proba(test.windows), test, self.transitions),
                 "centralised": _accuracy(central.predict_proba(test.windows), test, self.transitions)}
 
-    def _new_wearer(self, device: DeviceData, federated: TFLiteTrainer) -> dict:
+    def _new_wearer(self, device: DeviceData, dense: DeviceData, federated: TFLiteTrainer) -> dict:
+        """``dense``: the same device cut into the training windows."""
         labelled_part, test = within_subject(device)
         executions = labelled_part.executions
         result = {"global": _accuracy(federated.predict_proba(test.windows), test, self.transitions),
@@ -161,35 +182,67 @@ class FoldRun:
             if k != "all" and int(k) > len(executions):
                 continue
             chosen = executions if k == "all" else executions[: int(k)]
-            labelled = labelled_part.select(np.isin(labelled_part.execution, chosen))
-            result[f"k{k}"] = self._local_and_personal(labelled, test, federated)
+            check = labelled_part.select(np.isin(labelled_part.execution, chosen))
+            result[f"k{k}"] = self._local_and_personal(same_executions(dense, check), check, test, federated)
         return result
 
 
+def _run_fold(dataset: Dataset, training: Dataset | None, config: CurveConfig, seed: int, group: list[str],
+              work: Path) -> dict:
+    return FoldRun(dataset, config, seed, group, work, training).run()
+
+
 def run_folds(dataset: Dataset, config: CurveConfig, out: Path, show_progress: bool = True,
-              log: Callable[[str], None] = print) -> list[dict]:
-    """Every fold of every seed, each kept in OUT/folds/; folds already there (same settings) are read back."""
+              log: Callable[[str], None] = print, jobs: int = 1, training: Dataset | None = None) -> list[dict]:
+    """Every fold of every seed, each kept in OUT/folds/ as soon as it is done; folds already there (same
+    settings) are read back. ``jobs`` > 1 runs that many folds at once, each in a process of its own (a
+    fold keeps one core busy); the results are the same as one by one."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    cut = (training or dataset).spec
+    if config.train_overlap is not None and (cut is None or cut.overlap != config.train_overlap):
+        raise ValueError(f"the training windows must overlap by train_overlap = {config.train_overlap}")
     folds_dir = out / "folds"
     folds_dir.mkdir(parents=True, exist_ok=True)
     plan = [(seed, i, group) for seed in range(config.seeds)
             for i, group in enumerate(rotation(dataset.subjects, config.held_out, seed))]
-    results = []
+    results: dict[tuple[int, int], dict] = {}
+    todo = []
+    for seed, i, group in plan:
+        path = folds_dir / f"seed{seed}-fold{i}.json"
+        if not path.exists():
+            todo.append((seed, i, group))
+            continue
+        done = json.loads(path.read_text())
+        if done["settings"] != config.fold_settings() or done["new_wearers"] != group:
+            raise ValueError(f"{path} was made with other settings or subjects; give another --out")
+        results[seed, i] = done
     with Progress("curve folds", total=len(plan), enabled=show_progress) as progress:
-        for seed, i, group in plan:
-            path = folds_dir / f"seed{seed}-fold{i}.json"
-            if path.exists():
-                done = json.loads(path.read_text())
-                if done["settings"] != config.fold_settings() or done["new_wearers"] != group:
-                    raise ValueError(f"{path} was made with other settings or subjects; give another --out")
-                results.append(done)
-                progress.advance()
-                continue
-            result = FoldRun(dataset, config, seed, group, out / "work" / f"seed{seed}-fold{i}").run()
-            path.write_text(json.dumps(result, indent=1))
-            results.append(result)
+        progress.advance(len(results))
+
+        def keep(seed: int, i: int, group: list[str], result: dict) -> None:
+            (folds_dir / f"seed{seed}-fold{i}.json").write_text(json.dumps(result, indent=1))
+            results[seed, i] = result
             progress.advance()
             log(f"seed {seed} fold {i} (new wearers {', '.join(group)}): {result['seconds']:.0f} s")
-    return results
+
+        def work(seed: int, i: int) -> Path:
+            return out / "work" / f"seed{seed}-fold{i}"
+
+        if jobs == 1 or len(todo) < 2:
+            for seed, i, group in todo:
+                keep(seed, i, group, _run_fold(dataset, training, config, seed, group, work(seed, i)))
+        else:
+            with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+                running = {pool.submit(_run_fold, dataset, training, config, seed, group, work(seed, i)):
+                           (seed, i, group) for seed, i, group in todo}
+                try:
+                    for future in as_completed(running):
+                        keep(*running[future], future.result())
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # the folds done so far are kept
+                    raise
+    return [results[seed, i] for seed, i, _ in plan]
 
 
 def bootstrap_interval(values: list[float], draws: int, seed: int = 0) -> list[float] | None:

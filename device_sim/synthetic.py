@@ -16,6 +16,8 @@ through the same windowing as real data.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from device_sim.dataset import Dataset, DeviceData, LazyDevices, device_from_executions
@@ -131,5 +133,5 @@ def generate(
     width = max(2, len(str(subjects)))
     names = [f"syn{i + 1:0{width}d}" for i in range(subjects)]
     devices = LazyDevices([f"{name}-watch" for name in names], names,
-                          lambda i: wearer(i, executions, seed, spec, width))
+                          partial(wearer, executions=executions, seed=seed, spec=spec, width=width))
     return Dataset("synthetic", LABELS, spec, devices)

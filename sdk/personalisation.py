@@ -63,26 +63,50 @@ class HeldOut:
 
 
 def held_out_heads(trainer: TFLiteTrainer, windows, labels, recordings, epochs: int, batch_size: int = 32,
-                   lr: float = 0.02, momentum: float = 0.9, seed: int = 0, coral: float = 0.0) -> HeldOut | None:
+                   lr: float = 0.02, momentum: float = 0.9, seed: int = 0, coral: float = 0.0,
+                   check: tuple | None = None) -> HeldOut | None:
     """Cross-validation over the wearer's recordings (``recordings``: one id per window), at most MAX_CHECKS
     folds: the personal layers learn on the other folds, both heads predict the held-out one. None with
-    fewer than two recordings. The trainer's personal weights are left as they were."""
+    fewer than two recordings. The trainer's personal weights are left as they were.
+
+    ``check``: (windows, labels, recordings) of the same recordings as the device predicts on, when it
+    trains on windows cut otherwise (denser, say); the held-out folds are scored on these. Default: the
+    training windows themselves."""
     windows, y = np.asarray(windows, dtype=np.float32), np.asarray(labels).reshape(-1)
     ids = np.asarray(recordings).reshape(-1)
+    check_windows, check_y, check_ids = (windows, y, ids) if check is None else (
+        np.asarray(check[0], dtype=np.float32), np.asarray(check[1]).reshape(-1), np.asarray(check[2]).reshape(-1))
     distinct = list(dict.fromkeys(ids.tolist()))
     if len(distinct) < 2:
         return None
+    if set(check_ids.tolist()) != set(distinct):
+        raise ValueError("check windows must come from the recordings the training windows come from")
     kept = trainer.get_weights("personal")
     global_probs, personal_probs, folds = [], [], []
     for held in np.array_split(np.array(distinct), min(MAX_CHECKS, len(distinct))):
-        out = np.isin(ids, held)
-        personalise(trainer, windows[~out], y[~out], epochs, batch_size, lr, momentum, seed=seed, coral=coral)
-        global_probs.append(trainer.predict_proba(windows[out], "global"))
-        personal_probs.append(trainer.predict_proba(windows[out], "personal"))
+        personalise(trainer, windows[~np.isin(ids, held)], y[~np.isin(ids, held)], epochs, batch_size, lr, momentum,
+                    seed=seed, coral=coral)
+        out = np.isin(check_ids, held)
+        global_probs.append(trainer.predict_proba(check_windows[out], "global"))
+        personal_probs.append(trainer.predict_proba(check_windows[out], "personal"))
         folds.append(out)
     trainer.set_weights(kept, "personal")
-    return HeldOut(global_probs, personal_probs, [ids[out] for out in folds],
-                   np.concatenate([y[out] for out in folds]))
+    return HeldOut(global_probs, personal_probs, [check_ids[out] for out in folds],
+                   np.concatenate([check_y[out] for out in folds]))
+
+
+def held_out_scores(held_out: HeldOut, transitions: TransitionModel | None = None) -> list[tuple[float, float]]:
+    """(accuracy, mean log-likelihood of the true labels) on the held-out recordings for every weight of
+    BLEND_WEIGHTS, the blends decoded with ``transitions`` if given (as in use)."""
+    def scores(weight: float) -> tuple[float, float]:
+        probs = [blend(g, p, weight) for g, p in zip(held_out.global_probs, held_out.personal_probs)]
+        if transitions is not None:
+            probs = [decode(q, seq, transitions) for q, seq in zip(probs, held_out.recordings)]
+        q = np.concatenate(probs)
+        truth = q[np.arange(len(q)), held_out.labels]
+        return float(np.mean(np.argmax(q, axis=1) == held_out.labels)), float(np.mean(np.log(truth + 1e-6)))
+
+    return [scores(w) for w in BLEND_WEIGHTS]
 
 
 def pick_weight(held_out: HeldOut | None, transitions: TransitionModel | None = None,
@@ -95,16 +119,7 @@ def pick_weight(held_out: HeldOut | None, transitions: TransitionModel | None = 
         return HeadChoice()
     if by not in ("likelihood", "accuracy"):
         raise ValueError(f"by must be 'likelihood' or 'accuracy', got {by!r}")
-
-    def scores(weight: float) -> tuple[float, float]:
-        probs = [blend(g, p, weight) for g, p in zip(held_out.global_probs, held_out.personal_probs)]
-        if transitions is not None:
-            probs = [decode(q, seq, transitions) for q, seq in zip(probs, held_out.recordings)]
-        q = np.concatenate(probs)
-        truth = q[np.arange(len(q)), held_out.labels]
-        return float(np.mean(np.argmax(q, axis=1) == held_out.labels)), float(np.mean(np.log(truth + 1e-6)))
-
-    results = [scores(w) for w in BLEND_WEIGHTS]
+    results = held_out_scores(held_out, transitions)
     best = int(np.argmax([r[1] if by == "likelihood" else r[0] for r in results]))  # first maximum: least personal
     if results[best][0] < results[0][0]:
         best = 0
@@ -113,10 +128,11 @@ def pick_weight(held_out: HeldOut | None, transitions: TransitionModel | None = 
 
 def choose_head(trainer: TFLiteTrainer, windows, labels, recordings, epochs: int, batch_size: int = 32,
                 lr: float = 0.02, momentum: float = 0.9, seed: int = 0, coral: float = 0.0,
-                transitions: TransitionModel | None = None) -> HeadChoice:
+                transitions: TransitionModel | None = None, check: tuple | None = None) -> HeadChoice:
     """Chooses the personal head's weight from the wearer's labelled windows alone (``held_out_heads``,
     then ``pick_weight``): never from test data, and the global head when it cannot tell."""
-    held_out = held_out_heads(trainer, windows, labels, recordings, epochs, batch_size, lr, momentum, seed, coral)
+    held_out = held_out_heads(trainer, windows, labels, recordings, epochs, batch_size, lr, momentum, seed, coral,
+                              check)
     return pick_weight(held_out, transitions)
 
 

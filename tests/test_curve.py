@@ -58,7 +58,7 @@ def test_the_personal_head_is_used_only_when_held_out_data_say_it_helps():
 
 def test_curve_command_writes_every_k_and_reuses_folds(tmp_path):
     out = tmp_path / "curve"
-    result = CliRunner().invoke(main, [*TINY, "--out", str(out)])
+    result = CliRunner().invoke(main, [*TINY, "--jobs", "2", "--out", str(out)])  # two folds side by side
     assert result.exit_code == 0, result.output
     curve = json.loads((out / "curve.json").read_text())
     for k in ("k1", "k2", "k3", "kall"):
@@ -80,6 +80,7 @@ def test_curve_command_writes_every_k_and_reuses_folds(tmp_path):
     assert again.exit_code == 0, again.output
     assert folds[0].exists() and all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert again.output.count("fold") == 1  # only the missing fold ran
+    # ... in this process this time, and it scored exactly as the fold run in a process of its own
     assert json.loads((out / "curve.json").read_text())["new_wearer"]["k2"] == curve["new_wearer"]["k2"]
 
     changed = CliRunner().invoke(main, [*TINY[:-6], "--rounds", "2", *TINY[-4:], "--out", str(out)])
