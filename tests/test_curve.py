@@ -91,3 +91,30 @@ def test_new_wearers_are_scored_on_executions_they_never_labelled():
     device = synthetic.generate(subjects=2, executions=6, seed=0).devices[0]
     labelled, test = within_subject(device)
     assert set(labelled.executions).isdisjoint(test.executions) and max(labelled.executions) < min(test.executions)
+
+
+def test_the_head_choice_scores_held_out_recordings_on_the_windows_the_device_predicts_on(bundle_dir):
+    """Trained on recordings cut densely, checked on the same recordings cut as the tests are."""
+    from dataclasses import replace
+
+    from device_sim.spswhar import SPEC
+    from sdk.personalisation import held_out_heads
+    from sdk.trainer import TFLiteTrainer
+
+    sparse = synthetic.generate(subjects=1, executions=4, seed=2).devices[0]
+    dense = synthetic.generate(subjects=1, executions=4, seed=2, spec=replace(SPEC, overlap=0.8)).devices[0]
+    assert len(dense) > 2 * len(sparse) and dense.executions == sparse.executions
+    trainer = TFLiteTrainer(bundle_dir)
+    kept = trainer.get_weights("personal")
+    held = held_out_heads(trainer, dense.windows, dense.labels, dense.execution, epochs=2,
+                          check=(sparse.windows, sparse.labels, sparse.execution))
+    assert np.array_equal(held.labels, sparse.labels)
+    assert np.array_equal(np.concatenate(held.recordings), sparse.execution)
+    np.testing.assert_allclose(np.concatenate(held.global_probs), trainer.predict_proba(sparse.windows, "global"),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.concatenate(held.personal_probs), np.concatenate(held.global_probs))  # it learnt
+    assert np.array_equal(trainer.get_weights("personal"), kept)
+    other = sparse.select(sparse.execution != sparse.executions[0])
+    with pytest.raises(ValueError, match="recordings the training windows come from"):
+        held_out_heads(trainer, dense.windows, dense.labels, dense.execution, epochs=1,
+                       check=(other.windows, other.labels, other.execution))
