@@ -359,12 +359,15 @@ class FedWearClient:
 
     # Personalisation and inference -------------------------------------------
     def personalise(self, windows, labels, epochs: int | None = None, lr: float | None = None,
-                    fresh: bool = False, seed: int = 0, coral: float = 0.0, recordings=None) -> dict:
+                    fresh: bool = False, seed: int = 0, coral: float = 0.0, recordings=None,
+                    check: tuple | None = None) -> dict:
         """Fine-tunes the personal layers on the frozen global features; they stay on the device.
 
         With ``recordings`` (one id per window: the recording it was cut from), the device also decides from
         these labelled recordings alone how much of the personal head to use (sdk.personalisation.choose_head:
         the global head when they cannot tell); predict and evaluate then use that blend of the two heads.
+        ``check``: (windows, labels, recordings) of the same recordings cut as the device predicts, when
+        ``windows`` are cut denser; the choice is scored on them.
         """
         if self.trainer is None:
             self.sync()
@@ -374,7 +377,7 @@ class FedWearClient:
         head_file = self.storage / HEAD_FILE
         result = {}
         if recordings is not None:
-            self._head = choose_head(self.trainer, windows, labels, recordings, **settings)
+            self._head = choose_head(self.trainer, windows, labels, recordings, check=check, **settings)
             write_atomically(head_file, json.dumps({"personal_weight": self._head.personal_weight}).encode())
             result["personal_weight"] = self._head.personal_weight
         else:

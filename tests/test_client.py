@@ -1,6 +1,7 @@
 """The device client against a real aggregation service."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -95,6 +96,15 @@ def test_personalising_with_recordings_chooses_the_heads_blend_and_keeps_it(clou
     assert restarted.evaluate(device.windows, device.labels)["windows"] == len(device.labels)
     client.personalise(device.windows, device.labels, epochs=1)  # without recordings: the personal head again
     assert not (tmp_path / "device" / "head.json").exists()
+    dense = synthetic.generate(subjects=1, executions=4, seed=6,
+                               spec=replace(synthetic.SPEC, overlap=0.8)).devices[0]  # the same recordings, denser
+    denser = client.personalise(dense.windows, dense.labels, epochs=5, recordings=dense.execution,
+                                check=(device.windows, device.labels, device.execution))
+    assert denser["personal_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    one_less = device.execution != device.executions[0]
+    with pytest.raises(ValueError, match="recordings the training windows come from"):
+        client.personalise(dense.windows, dense.labels, epochs=1, recordings=dense.execution,
+                           check=(device.windows[one_less], device.labels[one_less], device.execution[one_less]))
 
 
 def test_a_device_joining_later_starts_its_personal_layers_from_the_current_model(cloud, bundle_dir, tmp_path,
