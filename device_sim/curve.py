@@ -10,8 +10,11 @@ executions alone, personalised (k): the personal layers fine-tuned on them and
 used as far as the wearer's own held-out executions say
 (sdk.personalisation.choose_head), and the personal head alone. Every model is
 scored with and without activity-sequence decoding (sdk.decoding), whose
-transition counts the federation's devices sum. Each fold's results are kept
-on disk: a rerun skips the folds already done.
+transition counts the federation's devices sum. Every model trains on the
+executions cut into denser windows (``train_overlap``); every test keeps the
+dataset's windows. Each fold's results are kept on disk as soon as the fold
+ends (folds run side by side, a process each): a rerun skips the folds
+already done.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from device_sim.partitions import same_executions, within_subject
 from device_sim.progress import Progress
 from sdk.decoding import TransitionModel, decode, transition_counts
 from sdk.personalisation import BLEND_WEIGHTS, blend, held_out_heads, held_out_scores, personalise, pick_weight
+from sdk.storage import write_atomically
 from sdk.trainer import TFLiteTrainer
 
 LABELLED = ("1", "2", "3", "all")  # labelled executions of a new wearer
@@ -57,7 +61,7 @@ class CurveConfig:
     engine: str = "plaintext"
     server_optimiser: str = "fedavg"
     server_settings: dict = field(default_factory=dict)
-    train_overlap: float | None = 0.8  # training windows cut overlapping this much (tests keep the dataset's)
+    train_overlap: float | None = 0.8  # training windows overlap this much (None: the dataset's); tests keep its
     bootstrap: int = 2000
 
     def fold_settings(self) -> dict:
@@ -221,7 +225,7 @@ def run_folds(dataset: Dataset, config: CurveConfig, out: Path, show_progress: b
         progress.advance(len(results))
 
         def keep(seed: int, i: int, group: list[str], result: dict) -> None:
-            (folds_dir / f"seed{seed}-fold{i}.json").write_text(json.dumps(result, indent=1))
+            write_atomically(folds_dir / f"seed{seed}-fold{i}.json", json.dumps(result, indent=1).encode())
             results[seed, i] = result
             progress.advance()
             log(f"seed {seed} fold {i} (new wearers {', '.join(group)}): {result['seconds']:.0f} s")
