@@ -307,8 +307,8 @@ def curve(dataset, data, device, download, sha256, seeds, held_out, rounds, loca
         ds = load_dataset(name, data, device, download, sha256, subjects=subjects)
         if ds.spec is None:
             raise ValueError(f"{name} holds feature vectors in no order: the curve needs recordings of executions")
-        training = load_dataset(name, data, device, download, sha256, subjects=subjects, show_progress=False,
-                                overlap=train_overlap)
+        training = ds if train_overlap == ds.spec.overlap else load_dataset(
+            name, data, device, download, sha256, subjects=subjects, show_progress=False, overlap=train_overlap)
         folds = run_folds(ds, config, out, show_progress=sys.stderr.isatty(), log=click.echo, jobs=jobs,
                           training=training)
     except (DataError, ValueError) as exc:

@@ -34,7 +34,7 @@ from device_sim.fleet import Fleet, FleetConfig
 from device_sim.partitions import same_executions, within_subject
 from device_sim.progress import Progress
 from sdk.decoding import TransitionModel, decode, transition_counts
-from sdk.personalisation import BLEND_WEIGHTS, blend, held_out_heads, held_out_scores, personalise, pick_weight
+from sdk.personalisation import BLEND_WEIGHTS, best_blend, blend, held_out_heads, held_out_scores, personalise
 from sdk.storage import write_atomically
 from sdk.trainer import TFLiteTrainer
 
@@ -150,24 +150,24 @@ class FoldRun:
                     seed=self.seed)
         heads = federated.predict_proba(test.windows, "global"), federated.predict_proba(test.windows, "personal")
 
-        def chosen(by: str) -> tuple[dict, dict]:
-            choices = {"decoded": pick_weight(held, self.transitions, by), "raw": pick_weight(held, by=by)}
-            return ({variant: _accuracy(blend(*heads, choice.personal_weight), test, self.transitions)[variant]
-                     for variant, choice in choices.items()},
-                    {variant: choice.personal_weight for variant, choice in choices.items()})
-
-        personalised, weights = chosen("likelihood")
-        by_accuracy, accuracy_weights = chosen("accuracy")
         every_blend = [_accuracy(blend(*heads, w), test, self.transitions) for w in BLEND_WEIGHTS]
-        return {"by_weight": {variant: {
-                    "test": [scores[variant] for scores in every_blend],
-                    "held_out": None if held is None else held_out_scores(
-                        held, self.transitions if variant == "decoded" else None)} for variant in VARIANTS},
+        held_out = {variant: None if held is None else held_out_scores(
+            held, self.transitions if variant == "decoded" else None) for variant in VARIANTS}
+
+        def chosen(by: str) -> dict[str, int]:
+            """Per variant, the index of the blend the held-out scores choose (the global head without them)."""
+            return {variant: 0 if scores is None else best_blend(scores, by) for variant, scores in held_out.items()}
+
+        by_likelihood, by_accuracy = chosen("likelihood"), chosen("accuracy")
+        return {"by_weight": {variant: {"test": [scores[variant] for scores in every_blend],
+                                        "held_out": held_out[variant]} for variant in VARIANTS},
                 "local_only": _accuracy(local.predict_proba(test.windows), test, self.transitions),
-                "personalised": personalised, "personal_weight": weights,
-                "chosen_by_accuracy": by_accuracy, "chosen_by_accuracy_weight": accuracy_weights,
-                "personal_head": _accuracy(heads[1], test, self.transitions),
-                "even_blend": _accuracy(blend(*heads, 0.5), test, self.transitions),
+                "personalised": {v: every_blend[i][v] for v, i in by_likelihood.items()},
+                "personal_weight": {v: BLEND_WEIGHTS[i] for v, i in by_likelihood.items()},
+                "chosen_by_accuracy": {v: every_blend[i][v] for v, i in by_accuracy.items()},
+                "chosen_by_accuracy_weight": {v: BLEND_WEIGHTS[i] for v, i in by_accuracy.items()},
+                "personal_head": every_blend[-1],
+                "even_blend": every_blend[BLEND_WEIGHTS.index(0.5)],
                 "labelled_windows": len(labelled)}
 
     def _within(self, train: DeviceData, check: DeviceData, test: DeviceData, federated: TFLiteTrainer,

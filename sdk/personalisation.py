@@ -84,8 +84,8 @@ def held_out_heads(trainer: TFLiteTrainer, windows, labels, recordings, epochs: 
     kept = trainer.get_weights("personal")
     global_probs, personal_probs, folds = [], [], []
     for held in np.array_split(np.array(distinct), min(MAX_CHECKS, len(distinct))):
-        personalise(trainer, windows[~np.isin(ids, held)], y[~np.isin(ids, held)], epochs, batch_size, lr, momentum,
-                    seed=seed, coral=coral)
+        learn = ~np.isin(ids, held)
+        personalise(trainer, windows[learn], y[learn], epochs, batch_size, lr, momentum, seed=seed, coral=coral)
         out = np.isin(check_ids, held)
         global_probs.append(trainer.predict_proba(check_windows[out], "global"))
         personal_probs.append(trainer.predict_proba(check_windows[out], "personal"))
@@ -109,21 +109,24 @@ def held_out_scores(held_out: HeldOut, transitions: TransitionModel | None = Non
     return [scores(w) for w in BLEND_WEIGHTS]
 
 
+def best_blend(scores: list[tuple[float, float]], by: str = "likelihood") -> int:
+    """The index into BLEND_WEIGHTS that ``scores`` (``held_out_scores``) favour: by mean log-likelihood
+    (``by="likelihood"``, steadier on few windows) or by accuracy; ties go to the least personal weight, and a
+    blend whose held-out accuracy falls below the global head's is refused (index 0)."""
+    if by not in ("likelihood", "accuracy"):
+        raise ValueError(f"by must be 'likelihood' or 'accuracy', got {by!r}")
+    best = int(np.argmax([s[1] if by == "likelihood" else s[0] for s in scores]))  # first maximum
+    return 0 if scores[best][0] < scores[0][0] else best
+
+
 def pick_weight(held_out: HeldOut | None, transitions: TransitionModel | None = None,
                 by: str = "likelihood") -> HeadChoice:
     """The personal weight that does best on the held-out recordings (decoded with ``transitions`` if given,
-    as in use): by mean log-likelihood of the true labels (``by="likelihood"``, steadier on few windows) or
-    by accuracy; a blend whose held-out accuracy falls below the global head's is refused, ties go to the
-    global head, and nothing held out means the global head."""
+    as in use; ``best_blend``); nothing held out means the global head."""
     if held_out is None:
         return HeadChoice()
-    if by not in ("likelihood", "accuracy"):
-        raise ValueError(f"by must be 'likelihood' or 'accuracy', got {by!r}")
-    results = held_out_scores(held_out, transitions)
-    best = int(np.argmax([r[1] if by == "likelihood" else r[0] for r in results]))  # first maximum: least personal
-    if results[best][0] < results[0][0]:
-        best = 0
-    return HeadChoice(BLEND_WEIGHTS[best], int(held_out.labels.size))
+    return HeadChoice(BLEND_WEIGHTS[best_blend(held_out_scores(held_out, transitions), by)],
+                      int(held_out.labels.size))
 
 
 def choose_head(trainer: TFLiteTrainer, windows, labels, recordings, epochs: int, batch_size: int = 32,
