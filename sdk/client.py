@@ -30,6 +30,7 @@ from sdk.crypto.codec import UpdateEncoder
 from sdk.crypto.keys import PublicKey
 from sdk.crypto.params import CryptoParams
 from sdk.crypto.randomisers import RandomiserSource, make_randomiser
+from sdk.decoding import TransitionModel, decode
 from sdk.metrics import scores
 from sdk.personalisation import HeadChoice, choose_head, personalise, predict_blended, reset_personal
 from sdk.precompute import PoolFill, PoolFirstRandomiser
@@ -43,6 +44,7 @@ LATE_REFUSALS = ("deadline_passed", "round_closed", "sum_full")  # the round end
 ACTIVE_JOB = ("running", "stopping")  # a job that may still open or end rounds
 LONG_POLL_S = 30.0  # one long-poll's wait: well within the transport's timeout and the service's 60 s bound
 HEAD_FILE = "head.json"  # the blend of the two heads a device chose when personalising (sdk.personalisation)
+TRANSITIONS_FILE = "transitions.json"  # the transition counts a device decodes with (sdk.decoding)
 
 
 @dataclass
@@ -115,6 +117,7 @@ class FedWearClient:
         self._credentials: dict | None = None
         self._device_key: DeviceKey | None = None
         self._head: HeadChoice | None = self._stored_head_choice()  # read once; personalise() replaces it
+        self.transitions: TransitionModel | None = self._stored_transitions()  # use_transitions() replaces it
 
     # Enrolment and sync --------------------------------------------------------
     @property
@@ -358,6 +361,33 @@ class FedWearClient:
             pass  # metrics are best effort; training goes on
 
     # Personalisation and inference -------------------------------------------
+    def use_transitions(self, counts) -> None:
+        """Decodes activity sequences from now on with a transition table (``sdk.decoding.transition_counts``
+        summed over the federation: (classes + 1) x classes counts), kept in the device's storage; None stops.
+        The head choice of the next ``personalise`` and every ``predict``/``evaluate`` then decode."""
+        path = self.storage / TRANSITIONS_FILE
+        if counts is None:
+            path.unlink(missing_ok=True)
+            self.transitions = None
+            return
+        if self.trainer is None:
+            self.sync()
+        if not self.trainer.classifies:
+            raise ValueError("activity-sequence decoding needs a classification head; this bundle's head is "
+                             "a regression head")
+        table = np.asarray(counts, dtype=np.float64)
+        k = self.trainer.manifest.num_classes
+        if table.shape != (k + 1, k):
+            raise ValueError(f"transition counts must be ({k} + 1) x {k} for this bundle's {k} labels (row 0: "
+                             f"first labels of recordings, row 1 + i: labels after label i), got shape "
+                             f"{list(table.shape)}")
+        self.transitions = TransitionModel.from_counts(table)  # refuses negative or non-finite counts
+        write_atomically(path, json.dumps({"counts": table.tolist()}).encode())
+
+    def _stored_transitions(self) -> TransitionModel | None:
+        path = self.storage / TRANSITIONS_FILE
+        return TransitionModel.from_counts(json.loads(path.read_text())["counts"]) if path.exists() else None
+
     def personalise(self, windows, labels, epochs: int | None = None, lr: float | None = None,
                     fresh: bool = False, seed: int = 0, coral: float = 0.0, recordings=None,
                     check: tuple | None = None) -> dict:
@@ -365,7 +395,8 @@ class FedWearClient:
 
         With ``recordings`` (one id per window: the recording it was cut from), the device also decides from
         these labelled recordings alone how much of the personal head to use (sdk.personalisation.choose_head:
-        the global head when they cannot tell); predict and evaluate then use that blend of the two heads.
+        the global head when they cannot tell; held-out recordings decoded when the device has a transition
+        table, as in use); predict and evaluate then use that blend of the two heads.
         ``check``: (windows, labels, recordings) of the same recordings cut as the device predicts, when
         ``windows`` are cut denser; the choice is scored on them.
         """
@@ -377,7 +408,8 @@ class FedWearClient:
         head_file = self.storage / HEAD_FILE
         result = {}
         if recordings is not None:
-            self._head = choose_head(self.trainer, windows, labels, recordings, check=check, **settings)
+            self._head = choose_head(self.trainer, windows, labels, recordings, check=check,
+                                     transitions=self.transitions, **settings)
             write_atomically(head_file, json.dumps({"personal_weight": self._head.personal_weight}).encode())
             result["personal_weight"] = self._head.personal_weight
         else:
@@ -393,19 +425,33 @@ class FedWearClient:
         path = self.storage / HEAD_FILE
         return HeadChoice(float(json.loads(path.read_text())["personal_weight"])) if path.exists() else None
 
-    def predict(self, windows, head: str = "personal") -> np.ndarray:
+    def predict_proba(self, windows, head: str = "personal", recordings=None, decoded: bool = True) -> np.ndarray:
+        """Class probabilities as the device uses them: the personal head as chosen when personalising (or
+        the global head), decoded with the device's transition table if it has one (and ``decoded``).
+        ``recordings``: one id per window, windows of a recording consecutive and in time order (default:
+        all one recording). On a stream, one window at a time, feed ``decoded=False`` probabilities to an
+        ``sdk.decoding.ForwardFilter`` of ``self.transitions``."""
         if self.trainer is None:
             self.sync()
         choice = self._head if head == "personal" and self.trainer.classifies else None
-        if choice is None:
-            return self.trainer.predict(windows, head)
-        return np.argmax(predict_blended(self.trainer, windows, choice), axis=1)
+        probs = (self.trainer.predict_proba(windows, head) if choice is None
+                 else predict_blended(self.trainer, windows, choice))
+        if self.transitions is None or not decoded:
+            return probs
+        sequence = np.zeros(len(probs), np.int64) if recordings is None else np.asarray(recordings).reshape(-1)
+        return decode(probs, sequence, self.transitions)
 
-    def evaluate(self, windows, labels, head: str = "personal") -> dict:
+    def predict(self, windows, head: str = "personal", recordings=None) -> np.ndarray:
+        """Predicted class indices (``predict_proba``'s argmax), or values of a regression head."""
+        out = self.predict_proba(windows, head, recordings)
+        return np.argmax(out, axis=1) if self.trainer.classifies else out[:, 0]
+
+    def evaluate(self, windows, labels, head: str = "personal", recordings=None) -> dict:
+        """The trainer's scores of ``predict``'s predictions (``recordings``: as for ``predict_proba``)."""
         if self.trainer is None:
             self.sync()
-        if head != "personal" or self._head is None or not self.trainer.classifies:
+        if not self.trainer.classifies:
             return self.trainer.evaluate(windows, labels, head)
         truth = np.asarray(labels).reshape(-1)
-        return {**scores(truth, self.predict(windows), self.trainer.manifest.num_classes), "windows": int(truth.size)}
-
+        return {**scores(truth, self.predict(windows, head, recordings), self.trainer.manifest.num_classes),
+                "windows": int(truth.size)}

@@ -8,6 +8,8 @@ import pytest
 
 from device_sim import synthetic
 from sdk.client import DeviceConditions, FedWearClient, local_update
+from sdk.decoding import ForwardFilter, TransitionModel, decode, transition_counts
+from sdk.personalisation import choose_head
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport, TransportError
 
@@ -105,6 +107,52 @@ def test_personalising_with_recordings_chooses_the_heads_blend_and_keeps_it(clou
     with pytest.raises(ValueError, match="recordings the training windows come from"):
         client.personalise(dense.windows, dense.labels, epochs=1, recordings=dense.execution,
                            check=(device.windows[one_less], device.labels[one_less], device.execution[one_less]))
+
+
+def test_a_device_decodes_with_the_transition_table_it_is_given_and_keeps_it(cloud, job, tmp_path):
+    device = synthetic.generate(subjects=1, executions=4, seed=7).devices[0]
+    client = FedWearClient(cloud.url, cloud.token(job["id"]), tmp_path / "device")
+    client.sync()
+    classes = client.trainer.manifest.num_classes
+    raw = client.predict_proba(device.windows, recordings=device.execution)  # no table: undecoded
+    np.testing.assert_array_equal(raw, client.trainer.predict_proba(device.windows, "personal"))
+    counts = transition_counts(device.labels, device.execution, classes)
+    for lie, message in ((counts[1:], r"must be \(%d \+ 1\) x %d" % (classes, classes)),
+                         (-counts, "non-negative"), (np.full_like(counts, np.nan), "non-negative")):
+        with pytest.raises(ValueError, match=message):
+            client.use_transitions(lie)
+    assert client.transitions is None and not (tmp_path / "device" / "transitions.json").exists()
+    client.use_transitions(counts)
+    model = TransitionModel.from_counts(counts)
+    decoded = client.predict_proba(device.windows, recordings=device.execution)
+    np.testing.assert_allclose(decoded, decode(raw, device.execution, model))
+    assert not np.allclose(decoded, raw)
+    first = device.execution == device.executions[0]
+    stream = ForwardFilter(client.transitions)  # one recording, window by window, as on a watch
+    streamed = np.array([stream.update(client.predict_proba(w[None], decoded=False)[0])
+                         for w in device.windows[first]])
+    np.testing.assert_allclose(client.predict_proba(device.windows[first]), streamed, atol=1e-6)  # one recording
+    np.testing.assert_array_equal(client.predict(device.windows, recordings=device.execution), decoded.argmax(1))
+    with pytest.raises(ValueError, match="one sequence id per window"):
+        client.predict(device.windows, recordings=device.execution[1:])
+
+    chosen = client.personalise(device.windows, device.labels, epochs=10, recordings=device.execution)
+    reference = TFLiteTrainer(tmp_path / "device" / "bundle")
+    reference.set_weights(client.trainer.get_weights("shared"), "shared")
+    hp = client.plan["hyperparameters"]
+    weights = {decoding: choose_head(reference, device.windows, device.labels, device.execution, epochs=10,
+                                     batch_size=hp["batch_size"], lr=hp["lr"], momentum=hp["momentum"],
+                                     transitions=model if decoding else None).personal_weight
+               for decoding in (True, False)}
+    assert weights[True] != weights[False]  # on these recordings decoding changes the choice ...
+    assert chosen["personal_weight"] == weights[True]  # ... and the device's choice decodes, as in use
+    restarted = FedWearClient(cloud.url, "unused", tmp_path / "device")  # the table survives a restart
+    np.testing.assert_allclose(restarted.predict_proba(device.windows, recordings=device.execution),
+                               client.predict_proba(device.windows, recordings=device.execution))
+    accuracy = restarted.evaluate(device.windows, device.labels, recordings=device.execution)["accuracy"]
+    assert accuracy == np.mean(restarted.predict(device.windows, recordings=device.execution) == device.labels)
+    restarted.use_transitions(None)
+    assert FedWearClient(cloud.url, "unused", tmp_path / "device").transitions is None
 
 
 def test_a_device_joining_later_starts_its_personal_layers_from_the_current_model(cloud, bundle_dir, tmp_path,
