@@ -2,7 +2,7 @@
 
     python android_bridge/tools/make_vectors.py [OUT_DIR]
 
-writes windows.json and codec.json (default: android_bridge/src/test/resources/vectors). Every
+writes windows.json, codec.json and decoding.json (default: android_bridge/src/test/resources/vectors). Every
 input is drawn from fixed seeds, so running it again gives the same bytes; a test
 (tests/test_bridge_vectors.py) regenerates the vectors and compares them with the committed ones.
 
@@ -12,6 +12,8 @@ input is drawn from fixed seeds, so running it again gives the same bytes; a tes
   fingerprints, an update with the uniform draws of its stochastic rounding and the slots and
   plaintexts they give, standard and short-exponent randomisers from given units and exponents,
   a contribution payload made with given randomisers, and a randomiser-pool file.
+- decoding.json: transition counts of a synthetic wearer's labelled recordings, class probabilities
+  of its windows (some below the 1e-6 floor) with their recording ids, and the decoded probabilities.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sdk.crypto.codec import UpdateEncoder  # noqa: E402
 from sdk.crypto.keys import PrivateKey, PublicKey  # noqa: E402
 from sdk.crypto.packing import pack, quantise  # noqa: E402
 from sdk.crypto.params import CryptoParams  # noqa: E402
+from sdk.decoding import TransitionModel, decode, transition_counts  # noqa: E402
 from sdk.windowing import WindowSpec, make_windows  # noqa: E402
 
 DEFAULT_OUT = ROOT / "android_bridge" / "src" / "test" / "resources" / "vectors"
@@ -95,6 +98,17 @@ def windows_vectors() -> dict:
             "label_share": [None if np.isnan(s) else s for s in w.label_share.tolist()],
         }
     return out
+
+
+def decoding_vectors() -> dict:
+    device = synthetic.generate(subjects=1, executions=3, seed=12).devices[0]
+    classes = int(device.labels.max()) + 1
+    counts = transition_counts(device.labels, device.execution, classes)
+    probs = np.random.default_rng(13).dirichlet(np.full(classes, 0.5), size=len(device.labels))
+    probs[::7, 0] = 1e-9  # below the floor
+    recordings = device.execution.astype(np.int64)
+    return {"counts": counts.tolist(), "probs": probs.tolist(), "recordings": recordings.tolist(),
+            "decoded": decode(probs, recordings, TransitionModel.from_counts(counts)).tolist()}
 
 
 def params_entry(params: CryptoParams) -> dict:
@@ -169,7 +183,8 @@ def codec_vectors() -> dict:
 def write_vectors(out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, make in (("windows.json", windows_vectors), ("codec.json", codec_vectors)):
+    for name, make in (("windows.json", windows_vectors), ("codec.json", codec_vectors),
+                       ("decoding.json", decoding_vectors)):
         path = out_dir / name
         path.write_text(json.dumps(make(), separators=(",", ":")) + "\n")
         written.append(path)

@@ -408,6 +408,11 @@ public final class FedWearClient implements Closeable {
         return Training.predict(requireTrainer(), windows, head);
     }
 
+    /** Class probabilities of the personal or the global head (feed them to a decoding ForwardFilter). */
+    public float[][] predictProba(float[][][] windows, Trainer.Head head) throws IOException, ServerException {
+        return requireTrainer().predictProba(windows, head);
+    }
+
     /** The manifest of the bundle in use (after a sync). */
     public Manifest manifest() {
         return manifest;
