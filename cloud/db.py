@@ -42,6 +42,7 @@ class Job(Base):
     public_key: Mapped[str] = mapped_column(Text)
     bundle_sha256: Mapped[str] = mapped_column(String(64))
     shared_values: Mapped[int] = mapped_column(Integer)
+    transition_classes: Mapped[int] = mapped_column(Integer, default=0)  # K when uploads carry transition counts
     current_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

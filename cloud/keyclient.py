@@ -11,6 +11,7 @@ import numpy as np
 import requests
 
 from cloud.db import Job, Round
+from cloud.transitions import upload_values
 from sdk.crypto.keys import PublicKey
 
 RETRYABLE = (401, 408, 429)  # a refused token or a busy service says nothing about the sum
@@ -76,7 +77,7 @@ class KeyServiceClient:
         `subsum`: its aggregate, or for a job that requires attestation its signed contributions
         (cloud.signed_subsums.body)."""
         query = {"job": job.id, "round": round_.id, "part": part, "params": json.dumps(job.crypto),
-                 "min_contributors": job.config["min_devices"], "values": job.shared_values}
+                 "min_contributors": job.config["min_devices"], "values": upload_values(job)}
         kind = "application/json" if job.config.get("require_attestation") else "application/octet-stream"
         body = self._call("POST", "/decrypt", params=query, data=subsum, headers={"Content-Type": kind}).json()
         mean = np.frombuffer(base64.b64decode(body["mean"]), "<f4").copy()
@@ -86,7 +87,7 @@ class KeyServiceClient:
 def registration(job: dict) -> dict:
     """What the key service must know of a job (its admin API's JSON): parameters, values, minimum, sub-sums and
     whether it requires attestation."""
-    return {"crypto": job["crypto"], "values": job["shared_values"], "min_contributors": job["config"]["min_devices"],
+    return {"crypto": job["crypto"], "values": job["upload_values"], "min_contributors": job["config"]["min_devices"],
             "subsums": job["config"]["subsums"],
             "require_attestation": bool(job["config"].get("require_attestation", False))}
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from cloud import privacy_budget
 from cloud.db import Contribution, Device, DeviceReport, EnrolmentToken, Job, JobEvent, ModelVersion, Round, utcnow
 from cloud.rounds import current_round, round_tallies
+from cloud.transitions import upload_values
 
 CHART_ROUNDS = 200  # the charts show at most the latest this many rounds
 
@@ -99,7 +100,7 @@ def job_summary(db: Session, job: Job) -> dict:
     """A job with its configuration, every round (deadlines, extensions, timestamps) and its events."""
     rounds = db.scalars(select(Round).where(Round.job_id == job.id).order_by(Round.number)).all()
     return {**job_brief(db, job), "config": job.config, "crypto": job.crypto, "shared_values": job.shared_values,
-            "privacy_budget": privacy(db, job),
+            "upload_values": upload_values(job), "privacy_budget": privacy(db, job),
             "rounds": round_rows(db, rounds), "events": events(db, job)}
 
 

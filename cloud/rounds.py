@@ -39,6 +39,7 @@ from cloud.keyclient import Decryption, KeyServiceRefusal
 from cloud.lifecycle import UNFINISHED_ROUNDS, fail_round, record, round_ended
 from cloud.store import FileStore, MissingSumError
 from cloud.subsums import Outcome, answer_problem, combine, group_shards
+from cloud.transitions import published_counts, upload_values
 from sdk.crypto.codec import EncryptedSum
 from sdk.crypto.errors import DuplicatePayloadError, PayloadError
 from sdk.crypto.keys import PublicKey
@@ -219,13 +220,13 @@ def locked_shard(session: Session, store: FileStore, job: Job, round_id: int) ->
                                             "no longer accepting updates")
     params, public = CryptoParams.from_dict(job.crypto), PublicKey.from_json(job.public_key)
     if not shard.generation:
-        return shard, EncryptedSum(params, public, job.shared_values, round_id)
+        return shard, EncryptedSum(params, public, upload_values(job), round_id)
     try:
         stored = store.read_sum(job.id, round_id, shard.shard, shard.generation)
     except MissingSumError as exc:
         session.rollback()
         raise _lost(session, job, round_id, exc) from None
-    return shard, EncryptedSum.from_bytes(stored, params, public, job.shared_values, round_id)
+    return shard, EncryptedSum.from_bytes(stored, params, public, upload_values(job), round_id)
 
 
 def _lost(session: Session, job: Job, round_id: int, exc: MissingSumError) -> ApiError:
@@ -341,7 +342,7 @@ def subsum_calls(session: Session, store: FileStore, job: Job, round_: Round) ->
         if job.config.get("require_attestation"):  # the key service verifies and multiplies them itself
             subsum = signed_subsum(session, round_.id, group, sum(shards[shard].contributors for shard in group))
         else:
-            total = EncryptedSum(params, public, job.shared_values, round_.id)
+            total = EncryptedSum(params, public, upload_values(job), round_.id)
             for shard in group:
                 total.add_sum(store.read_sum(job.id, round_.id, shard, shards[shard].generation))
             subsum = total.to_bytes()
@@ -359,7 +360,7 @@ def _decrypt_all(decrypt: Decrypt, job: Job, round_: Round, calls: list[SubsumCa
         except KeyServiceRefusal as exc:
             return Outcome(call.part, call.counted, dropped=str(exc))
         problem = answer_problem(answer.mean, answer.total_weight, answer.contributors, call.counted,
-                                 job.shared_values, params)
+                                 upload_values(job), params)
         return Outcome(call.part, call.counted, answer.total_weight, None if problem else answer.mean, problem)
 
     with ThreadPoolExecutor(max(1, len(calls))) as pool:  # the key service decrypts them side by side
@@ -437,9 +438,13 @@ def _finish(db: Session, store: FileStore, job: Job, round_: Round, outcomes: li
         round_ended(db, job, round_)
         return False
     mean, total_weight, contributors = combine(kept)
-    weights = store.read_weights(job.id, round_.model_version) + mean
+    weights = store.read_weights(job.id, round_.model_version) + mean[: job.shared_values]
     version = round_.model_version + 1
     sha = store.write_weights(job.id, version, weights)
+    if job.transition_classes:
+        store.write_transitions(job.id, version, published_counts(
+            store.read_transitions(job.id, round_.model_version, job.transition_classes),
+            mean[job.shared_values:], total_weight, job.transition_classes))
     db.add(ModelVersion(job_id=job.id, version=version, weights_sha256=sha, round_id=round_.id))
     round_.status, round_.published_at, round_.total_weight = "published", utcnow(), total_weight
     round_.error = (f"published without {len(dropped)} of {len(outcomes)} sub-sums ({len(dropped)} dropped: "

@@ -48,6 +48,19 @@ class FileStore:
     def read_weights(self, job_id: str, version: int) -> np.ndarray:
         return np.frombuffer(self.weights_file(job_id, version).read_bytes(), "<f4").copy()
 
+    def transitions_file(self, job_id: str, version: int) -> Path:
+        return self.job_dir(job_id) / "weights" / f"v{version}.transitions.f64"
+
+    def write_transitions(self, job_id: str, version: int, counts: np.ndarray) -> None:
+        self.write(self.transitions_file(job_id, version), np.asarray(counts, "<f8").tobytes())
+
+    def read_transitions(self, job_id: str, version: int, classes: int) -> np.ndarray | None:
+        """The summed transition counts a model version carries; None before a round published any."""
+        path = self.transitions_file(job_id, version)
+        if not path.exists():
+            return None
+        return np.frombuffer(path.read_bytes(), "<f8").reshape(classes + 1, classes).copy()
+
     def sums_dir(self, job_id: str, round_id: int) -> Path:
         return self.job_dir(job_id) / "sums" / f"r{round_id}"
 

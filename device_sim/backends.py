@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdk.client import FedWearClient, RoundOutcome, parse_deadline
+from sdk.client import FedWearClient, RoundOutcome, parse_deadline, upload_values
 from sdk.crypto.params import CryptoParams
 from sdk.transport import HttpTransport, Response
 
@@ -104,14 +104,14 @@ def _client(task: DeviceTask, transport: HttpTransport) -> FedWearClient:
                          live_randomisers=_LIVE_RANDOMISERS)
 
 
-def run_device(task: DeviceTask, data: tuple[np.ndarray, np.ndarray]) -> DeviceResult:
+def run_device(task: DeviceTask, data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> DeviceResult:
     """Acts as one device for one round it was selected for: sync, train, encrypt, upload (in whichever worker
     runs it)."""
     started = time.time()
     transport = (FaultyTransport(task.url, task.faults, task.fault_seed) if task.faults
                  else HttpTransport(task.url))
     client = _client(task, transport)
-    windows, labels = data
+    windows, labels, recordings = data
     before_upload = None
     if task.late:
         deadline = parse_deadline(client.sync()["round"]["deadline"])
@@ -121,7 +121,7 @@ def run_device(task: DeviceTask, data: tuple[np.ndarray, np.ndarray]) -> DeviceR
             time.sleep(max(0.0, deadline + 0.5 - time.time()))
 
     outcome = client.participate(windows, labels, seed=task.seed, before_upload=before_upload,
-                                 round_id=task.round_id)
+                                 round_id=task.round_id, recordings=recordings)
     return DeviceResult(task.device_id, outcome, dict(transport.injected) if task.faults else None, started,
                         time.time(), os.getpid())
 
@@ -133,7 +133,7 @@ def prepare_device(task: DeviceTask, uploads: int) -> float:
     client = _client(task, HttpTransport(task.url))
     plan = client.sync()
     per_upload = CryptoParams.from_dict({k: v for k, v in plan["crypto"].items() if k != "public_key"}) \
-        .plaintexts_for(plan["shared_values"])
+        .plaintexts_for(upload_values(plan))
     client.fill_randomiser_pool(max_count=uploads * per_upload, max_seconds=math.inf)
     return time.perf_counter() - started
 
@@ -147,9 +147,9 @@ class Backend:
     def __init__(self) -> None:
         self._late = ThreadPoolExecutor(LATE_WORKERS, thread_name_prefix="late-device")
 
-    def stage(self, device_id: str, windows: np.ndarray, labels: np.ndarray):
-        """A handle on a device's training windows that `submit` accepts."""
-        return windows, labels
+    def stage(self, device_id: str, windows: np.ndarray, labels: np.ndarray, recordings: np.ndarray):
+        """A handle on a device's training windows (their labels and recording ids) that `submit` accepts."""
+        return windows, labels, recordings
 
     def submit(self, task: DeviceTask, data) -> Future:
         """A future of the task's DeviceResult."""
@@ -215,7 +215,7 @@ _RECORDS: dict = {}  # in a silo's process: its records, read once
 def _run_silo(task: DeviceTask, records: str) -> DeviceResult:
     if records not in _RECORDS:
         with np.load(records) as data:
-            _RECORDS[records] = data["windows"], data["labels"]
+            _RECORDS[records] = data["windows"], data["labels"], data["recordings"]
     return run_device(task, _RECORDS[records])
 
 
@@ -232,11 +232,11 @@ class SiloBackend(Backend):
         self.work_dir = Path(work_dir)
         self._pools: dict[str, ProcessPoolExecutor] = {}
 
-    def stage(self, device_id: str, windows: np.ndarray, labels: np.ndarray) -> str:
+    def stage(self, device_id: str, windows: np.ndarray, labels: np.ndarray, recordings: np.ndarray) -> str:
         records = self.work_dir / f"{device_id}.npz"
         if device_id not in self._pools:
             self.work_dir.mkdir(parents=True, exist_ok=True)
-            np.savez(records, windows=windows, labels=labels)
+            np.savez(records, windows=windows, labels=labels, recordings=recordings)
             self._pools[device_id] = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         return str(records)
 
@@ -306,9 +306,9 @@ class RayBackend(Backend):
         self._straggler = ray.remote(num_cpus=0)(run_device)
         self._staged: dict[str, object] = {}
 
-    def stage(self, device_id: str, windows: np.ndarray, labels: np.ndarray):
+    def stage(self, device_id: str, windows: np.ndarray, labels: np.ndarray, recordings: np.ndarray):
         if device_id not in self._staged:
-            self._staged[device_id] = self._ray.put((windows, labels))
+            self._staged[device_id] = self._ray.put((windows, labels, recordings))
         return self._staged[device_id]
 
     def submit(self, task: DeviceTask, data) -> Future:

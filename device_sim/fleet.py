@@ -80,6 +80,7 @@ class FleetConfig:
     ray_address: str | None = None  # a Ray cluster (default: a local Ray instance on loopback)
     seed: int = 0
     privacy: dict | None = None  # {clip_norm, noise_multiplier, delta}: client-side DP (sdk.privacy)
+    transition_counts: bool = True  # uploads also carry activity-transition counts (a window classifier, no DP)
 
 
 def _rounded_mean(values: list[float | None]) -> float | None:
@@ -211,8 +212,12 @@ class Fleet:
             "crypto": {"max_contributors": max(c.min_devices, per_round, 2), "max_weight": CryptoParams.max_weight,
                        "randomiser": c.randomiser, "clip": self._codec_clip()},
             "privacy": c.privacy,
+            "transition_counts": c.transition_counts and c.privacy is None and self._classifies_windows(),
             **({"subsums": c.subsums} if c.subsums else {}),
         }
+
+    def _classifies_windows(self) -> bool:
+        return self.model_spec.head.kind == "classification" and self.model_spec.input.kind == "window"
 
     def _codec_clip(self) -> float:
         """The codec's clip: 1, or under privacy the room its noise needs (sdk.privacy.PrivacySettings)."""
@@ -325,7 +330,7 @@ class Fleet:
         check_in_s = time.perf_counter() - started
         self._register_device_keys(selected, token)
         on_time, stragglers, dropped = self._troubles(selected)
-        staged = {p.device_id: self.backend.stage(p.device_id, p.train.windows, p.train.labels)
+        staged = {p.device_id: self.backend.stage(p.device_id, p.train.windows, p.train.labels, p.train.execution)
                   for p in on_time + stragglers}  # a real device has its data already: not timed
         precompute_s = self._precompute(on_time + stragglers, token, number)
         started = time.perf_counter()

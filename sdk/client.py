@@ -30,7 +30,7 @@ from sdk.crypto.codec import UpdateEncoder
 from sdk.crypto.keys import PublicKey
 from sdk.crypto.params import CryptoParams
 from sdk.crypto.randomisers import RandomiserSource, make_randomiser
-from sdk.decoding import TransitionModel, decode
+from sdk.decoding import TransitionModel, decode, table_values, transition_counts
 from sdk.metrics import scores
 from sdk.personalisation import HeadChoice, choose_head, personalise, predict_blended, reset_personal
 from sdk.precompute import PoolFill, PoolFirstRandomiser
@@ -83,6 +83,26 @@ def local_update(trainer: TFLiteTrainer, windows, labels, hyperparameters: dict,
     delta = trainer.get_weights("shared") - base
     trainer.set_weights(base, "shared")
     return delta
+
+
+def upload_values(plan: dict) -> int:
+    """Values in an upload for the plan: the shared weights, then transition counts when the job sums them."""
+    transitions = plan.get("transitions")
+    return plan["shared_values"] + (table_values(transitions["classes"]) if transitions else 0)
+
+
+def counts_tail(plan: dict, labels, recordings) -> np.ndarray:
+    """What an upload carries after the shared-layer update when the job sums transition counts: the device's
+    counts divided by its number of windows, so in [0, 1] and summing to 1 (zeros without ``recordings``);
+    empty when the job does not sum them. Weighted like the update, they sum to the federation's counts."""
+    transitions = plan.get("transitions")
+    if not transitions:
+        return np.zeros(0, np.float32)
+    classes = int(transitions["classes"])
+    labels = np.asarray(labels).reshape(-1)
+    if recordings is None or labels.size == 0:
+        return np.zeros(table_values(classes), np.float32)
+    return (transition_counts(labels, recordings, classes).ravel() / labels.size).astype(np.float32)
 
 
 def parse_deadline(text: str) -> float:
@@ -224,6 +244,10 @@ class FedWearClient:
                 self.trainer.load_personal(personal)
             else:
                 reset_personal(self.trainer)
+        federation = (plan.get("transitions") or {}).get("counts")
+        if federation is not None and (self.transitions is None or not np.array_equal(
+                self._stored_counts(), np.asarray(federation))):
+            self.use_transitions(federation)  # the federation's summed table: the device decodes with it
         self.plan = plan
         return plan
 
@@ -272,7 +296,7 @@ class FedWearClient:
             self.sync()
         encoder = self._encoder(self.plan)
         if max_count is None:
-            max_count = 2 * encoder.params.plaintexts_for(self.trainer.manifest.shared.size)
+            max_count = 2 * encoder.params.plaintexts_for(upload_values(self.plan))
         return encoder.randomiser.fill(max_count, max_seconds)
 
     def _round_files(self, round_id: int) -> tuple[Path, Path]:
@@ -280,11 +304,13 @@ class FedWearClient:
         return folder / f"{round_id}.bin", folder / f"{round_id}.json"
 
     def participate(self, windows, labels, seed: int = 0, before_upload: Callable[[], None] | None = None,
-                    round_id: int | None = None) -> RoundOutcome:
+                    round_id: int | None = None, recordings=None) -> RoundOutcome:
         """Checks in; when the service selects this device, trains on local windows and uploads the encrypted
         update for the current round. Nothing is downloaded unless it is selected; when not, the outcome's
         ``retry_after`` says when to check in again. ``round_id``: the round the device already checked in
-        for and was selected for; it trains for that round only, without checking in again."""
+        for and was selected for; it trains for that round only, without checking in again. ``recordings``
+        (one id per window, windows of a recording consecutive and in time order): the device also adds its
+        activity-transition counts to the job's sum when the job collects them (the plan's ``transitions``)."""
         blocked = self.conditions.blocked_by()
         if blocked:  # a device that may not train now does not check in
             return RoundOutcome(None, "skipped", blocked, windows=len(labels))
@@ -320,13 +346,14 @@ class FedWearClient:
         outcome.bytes_downloaded = self.bytes_downloaded - downloaded_before
         if not payload_file.exists():
             encoder = self._encoder(plan)
-            encoder.randomiser.prefetch(encoder.params.plaintexts_for(self.trainer.manifest.shared.size))
+            encoder.randomiser.prefetch(encoder.params.plaintexts_for(upload_values(plan)))
             start = time.perf_counter()
             accuracy = self.trainer.evaluate(windows, labels).get("accuracy") if len(labels) else None
             delta = local_update(self.trainer, windows, labels, plan["hyperparameters"], seed)
             outcome.train_s = time.perf_counter() - start
             start = time.perf_counter()
             update, weight = prepare_update(plan, delta, encoder.params, len(labels))  # DP when the job asks
+            update = np.concatenate([update, counts_tail(plan, labels, recordings)])
             encoded = encoder.encode(update, weight, round_id=round_["id"])
             outcome.crypto_s = time.perf_counter() - start
             outcome.randomisers = encoder.randomiser.last
@@ -364,7 +391,8 @@ class FedWearClient:
     def use_transitions(self, counts) -> None:
         """Decodes activity sequences from now on with a transition table (``sdk.decoding.transition_counts``
         summed over the federation: (classes + 1) x classes counts), kept in the device's storage; None stops.
-        The head choice of the next ``personalise`` and every ``predict``/``evaluate`` then decode."""
+        The head choice of the next ``personalise`` and every ``predict``/``evaluate`` then decode. In a job
+        that sums transition counts, each sync takes the federation's table from the plan instead."""
         path = self.storage / TRANSITIONS_FILE
         if counts is None:
             path.unlink(missing_ok=True)
@@ -384,9 +412,13 @@ class FedWearClient:
         self.transitions = TransitionModel.from_counts(table)  # refuses negative or non-finite counts
         write_atomically(path, json.dumps({"counts": table.tolist()}).encode())
 
-    def _stored_transitions(self) -> TransitionModel | None:
+    def _stored_counts(self) -> np.ndarray | None:
         path = self.storage / TRANSITIONS_FILE
-        return TransitionModel.from_counts(json.loads(path.read_text())["counts"]) if path.exists() else None
+        return np.asarray(json.loads(path.read_text())["counts"]) if path.exists() else None
+
+    def _stored_transitions(self) -> TransitionModel | None:
+        counts = self._stored_counts()
+        return None if counts is None else TransitionModel.from_counts(counts)
 
     def personalise(self, windows, labels, epochs: int | None = None, lr: float | None = None,
                     fresh: bool = False, seed: int = 0, coral: float = 0.0, recordings=None,

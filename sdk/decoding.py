@@ -20,6 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def table_values(num_classes: int) -> int:
+    """Values in a table of transition counts: (num_classes + 1) x num_classes."""
+    return (num_classes + 1) * num_classes
+
+
 def transition_counts(labels, sequence, num_classes: int) -> np.ndarray:
     """Counts of one device's labelled windows, (num_classes + 1, num_classes): row 0 counts the first
     label of each sequence, row 1 + i counts the labels that follow label i. ``sequence`` gives each

@@ -1,5 +1,7 @@
 """The fleet against real cloud processes, on synthetic wearers."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from device_sim.fleet import Fleet, FleetConfig
 from device_sim.report import write_report
 from sdk.crypto.packing import mean_error_bound
 from sdk.crypto.params import CryptoParams
+from sdk.decoding import transition_counts
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +21,17 @@ def wearers():
 def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
     config = FleetConfig(rounds=3, local_epochs=3, new_users=2, personal_epochs=15, baseline_epochs=10, seed=1,
                          subsums=2)
-    report = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None).run()
+    fleet = Fleet(wearers, config, tmp_path, show_progress=False, log=lambda *_: None)
+    report = fleet.run()
     assert report["devices"] == 6 and len(report["rounds"]) == 3
     assert all(r["published"] and r["counted"] == 6 and r["subsums"] == 2 for r in report["rounds"])
+    classes = len(wearers.label_names)  # every round summed every device's transition counts, encrypted
+    summed = sum(transition_counts(p.train.labels, p.train.execution, classes) for p in fleet.participants)
+    published = np.frombuffer(next(tmp_path.rglob("v4.transitions.f64")).read_bytes(), "<f8")
+    np.testing.assert_allclose(published.reshape(summed.shape), 3 * summed, atol=0.5)
+    held = json.loads((tmp_path / "devices" / fleet.job_id / fleet.participants[0].device_id
+                       / "transitions.json").read_text())["counts"]  # as of the device's last sync
+    assert min(np.abs(np.array(held) - k * summed).max() for k in (1, 2, 3)) < 0.5
     accuracies = [r["global_accuracy"] for r in report["rounds"]]
     assert accuracies[-1] > accuracies[0]
     assert report["mean"]["personalised"] >= report["mean"]["global"]

@@ -55,9 +55,9 @@ def test_ray_listens_on_loopback_only_and_shuts_down():
         assert any(p.name() in ("raylet", "gcs_server") for p in started)
         listening = [c.laddr for p in started for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
         assert listening and all(address.ip in LOOPBACK for address in listening), listening
-        windows, labels = np.zeros((3, 50, 6), np.float32), np.zeros(3, np.int64)
-        staged = backend.stage("d1", windows, labels)
-        assert backend.stage("d1", windows, labels) is staged  # put into the object store once
+        windows, labels, recordings = np.zeros((3, 50, 6), np.float32), np.zeros(3, np.int64), np.zeros(3, np.int64)
+        staged = backend.stage("d1", windows, labels, recordings)
+        assert backend.stage("d1", windows, labels, recordings) is staged  # put into the object store once
         assert backend._ray.get(staged)[0].shape == (3, 50, 6)
     finally:
         backend.close()

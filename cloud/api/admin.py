@@ -66,6 +66,16 @@ def _read_bundle(upload_dir: Path) -> tuple[TFLiteTrainer, tuple[str, ...]]:
     return trainer, trainer.manifest.files
 
 
+def _transition_classes(config: JobConfig, manifest) -> int:
+    """K when the job's uploads carry transition counts over the bundle's K labels, else 0."""
+    if not config.transition_counts:
+        return 0
+    if manifest.head.kind != "classification" or manifest.spec.input.kind != "window":
+        raise ApiError(400, "invalid_request", "transition_counts needs a bundle that classifies windows of a "
+                                               "time series; this one does not: leave transition_counts off")
+    return manifest.num_classes
+
+
 @bp.post("/jobs")
 @documented("Create a training job from a model bundle and a JobConfig", body="multipart", auth="admin",
             responses={"201": ("job created", JobSummary), "502": "key service unavailable"})
@@ -87,13 +97,14 @@ def create_job():
     with tempfile.TemporaryDirectory() as tmp:
         trainer, files = _read_bundle(Path(tmp))
         values, weights = trainer.manifest.shared.size, trainer.get_weights("shared")
+        classes = _transition_classes(config, trainer.manifest)
         digests = {name: svc.store.write(svc.store.bundle_file(job_id, name), (Path(tmp) / name).read_bytes())
                    for name in files}
     db = session()
     job = Job(id=job_id, name=config.name, config=config.model_dump(exclude={"crypto", "name"}),
               crypto=params.to_dict(), public_key=public.to_json(),
               bundle_sha256=digests[MODEL_FILE],
-              shared_values=values, current_version=1)
+              shared_values=values, transition_classes=classes, current_version=1)
     db.add(job)
     db.flush()
     sha = svc.store.write_weights(job_id, 1, weights)

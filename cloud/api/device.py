@@ -15,6 +15,7 @@ from cloud.api.responses import (
     Plan,
     PlanCrypto,
     PlanRound,
+    PlanTransitions,
     ReportAnswer,
     UploadAnswer,
     reply,
@@ -104,7 +105,16 @@ def plan():
         min_devices=job.config["min_devices"], max_devices=job.config["max_devices"],
         selected=state.selected, retry_after=state.retry_after,
         privacy=job.config.get("privacy"),
+        transitions=_transitions(job),
     ))
+
+
+def _transitions(job: Job) -> PlanTransitions | None:
+    """The plan's transition counts: the table the current model version carries (docs/encrypted-updates.md)."""
+    if not job.transition_classes:
+        return None
+    counts = services().store.read_transitions(job.id, job.current_version, job.transition_classes)
+    return PlanTransitions(classes=job.transition_classes, counts=None if counts is None else counts.tolist())
 
 
 def _job(db, job_id: str) -> Job:

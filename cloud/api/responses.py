@@ -52,6 +52,15 @@ class PlanRound(Strict):
     deadline: str = Field(description="ISO 8601 UTC time, ending in Z, after which uploads are refused")
 
 
+class PlanTransitions(Strict):
+    classes: int = Field(description="K, the bundle's label count: an upload carries shared_values + (K + 1) * K "
+                                     "values, the last (K + 1) * K the device's transition counts (row-major) "
+                                     "divided by its number of windows, zeros without recordings")
+    counts: list[list[float]] | None = Field(
+        description="the federation's summed transition counts, (K + 1) x K (row 0: first labels of recordings, "
+                    "row 1 + i: labels after label i), as of model_version; null before a round published them")
+
+
 class Plan(Strict):
     job_id: str
     job_status: str = Field(description="running, stopping (the open round may end, no new one opens), "
@@ -71,6 +80,8 @@ class Plan(Strict):
     privacy: PrivacyConfig | None = Field(None, description="when set, clip the update to L2 norm clip_norm, add "
                                           "N(0, (noise_multiplier * clip_norm)^2 / min_devices) to every value and "
                                           "upload with weight crypto.max_weight (docs/privacy.md)")
+    transitions: PlanTransitions | None = Field(None, description="when set, uploads also carry transition counts "
+                                                                  "(docs/encrypted-updates.md)")
 
 
 class UploadAnswer(Strict):
@@ -160,6 +171,8 @@ class JobSummary(JobBrief):
     config: JobSettings
     crypto: CryptoSettings
     shared_values: int
+    upload_values: int = Field(description="values in one upload: shared_values, then (K + 1) * K transition counts "
+                                           "when config.transition_counts is on (the key service's `values`)")
     privacy_budget: PrivacyBudget | None = Field(description="null when the job has no differential privacy")
     rounds: list[RoundSummary]
     events: list[JobEvent]

@@ -82,6 +82,10 @@ class JobSettings(Strict):
         False, description="devices must send a device_key at enrolment and sign every upload "
                            "(docs/protocol.md, Device attestation)")
     privacy: PrivacyConfig | None = Field(None, description="client-side differential privacy; null: off")
+    transition_counts: bool = Field(
+        False, description="uploads also carry the device's activity-transition counts, summed like the update "
+                           "and published in the plan for sequence decoding (a classification bundle over "
+                           "windows; not with privacy; docs/encrypted-updates.md)")
 
 
 class JobConfig(JobSettings):
@@ -105,6 +109,12 @@ class JobConfig(JobSettings):
         if self.privacy is not None:  # a PrivacyError is a ValueError: a 400 naming the field
             PrivacySettings(**self.privacy.model_dump()).check(self.min_devices, self.crypto.quant_bits,
                                                                self.crypto.clip)
+            if self.transition_counts:
+                raise ValueError("transition_counts cannot be combined with privacy: client-side differential "
+                                 "privacy covers the shared-layer update only; turn one of them off")
+        if self.transition_counts and self.crypto.clip < 1:
+            raise ValueError("transition_counts needs crypto.clip of at least 1: a device's counts go up as "
+                             "fractions of its windows, up to 1, and would be clipped")
         return self
 
 

@@ -7,6 +7,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.util.Arrays;
 import java.util.Base64;
 import java.util.HashMap;
 import java.util.List;
@@ -307,7 +308,8 @@ public final class FedWearClient implements Closeable {
             }
             start = System.nanoTime();
             UpdateEncoder encoder = encoder(current);
-            EncryptedUpdate encoded = encoder.encode(update.delta, current.params.weightOf(update.windows), round.id);
+            float[] values = uploadVector(update.delta, current.transitionValues());
+            EncryptedUpdate encoded = encoder.encode(values, current.params.weightOf(update.windows), round.id);
             outcome.cryptoS = (System.nanoTime() - start) / 1e9;
             outcome.clippedFraction = encoded.clippedFraction;
             Storage.writeAtomically(payloadFile, encoded.payload, true);
@@ -341,10 +343,18 @@ public final class FedWearClient implements Closeable {
         return outcome;
     }
 
+    /**
+     * The values an upload encrypts: the shared delta, then {@code transitionValues} zeros when the job
+     * aggregates transition counts (this client has no recording ids, so it counts no transitions).
+     */
+    static float[] uploadVector(float[] delta, int transitionValues) {
+        return transitionValues == 0 ? delta : Arrays.copyOf(delta, delta.length + transitionValues);
+    }
+
     private UpdateEncoder encoder(Plan p) throws IOException {
         if (poolFile(p.publicKey).exists()) {
             RandomiserPool pool = new RandomiserPool(poolFile(p.publicKey), p.publicKey);
-            if (pool.size() >= p.params.plaintextsFor(p.sharedValues)) {
+            if (pool.size() >= p.params.plaintextsFor(p.uploadValues())) {
                 return new UpdateEncoder(p.params, p.publicKey, pool, Quantised.randomUniforms());
             }
         }
@@ -411,6 +421,15 @@ public final class FedWearClient implements Closeable {
     /** Class probabilities of the personal or the global head (feed them to a decoding ForwardFilter). */
     public float[][] predictProba(float[][][] windows, Trainer.Head head) throws IOException, ServerException {
         return requireTrainer().predictProba(windows, head);
+    }
+
+    /**
+     * The federation's summed transition counts from the last plan ((classes + 1) x classes, for
+     * {@code TransitionModel.fromCounts}), or null before a sync, for a job without transitions, or
+     * before a round published them.
+     */
+    public double[][] transitionCounts() {
+        return plan == null ? null : plan.transitionCounts();
     }
 
     /** The manifest of the bundle in use (after a sync). */

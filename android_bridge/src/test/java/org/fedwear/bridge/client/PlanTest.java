@@ -1,5 +1,6 @@
 package org.fedwear.bridge.client;
 
+import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertNull;
@@ -64,6 +65,71 @@ public class PlanTest {
             fail("accepted a crypto field it does not know");
         } catch (CodecException e) {
             assertTrue(e.getMessage(), e.getMessage().contains("'dp_sigma' is unknown to this library: upgrade"));
+        }
+    }
+
+    @Test
+    public void aPlanWithoutTransitionsUploadsTheSharedDeltaOnly() throws Exception {
+        JSONObject[] plans = {plan("null", ""), plan("null", "").put("transitions", JSONObject.NULL)};
+        for (JSONObject raw : plans) {
+            Plan parsed = Plan.fromJson(raw);
+            assertEquals(0, parsed.transitionClasses);
+            assertEquals(0, parsed.transitionValues());
+            assertEquals(15781, parsed.uploadValues());
+            assertNull(parsed.transitionCounts());
+        }
+    }
+
+    @Test
+    public void aPlanWithTransitionsAddsTheirCountsToAnUploadAndGivesTheFederationsTable() throws Exception {
+        Plan parsed = Plan.fromJson(plan("null", "").put("transitions",
+                new JSONObject("{\"classes\": 2, \"counts\": [[3, 1.5], [0, 2], [4, 0]]}")));
+        assertEquals(2, parsed.transitionClasses);
+        assertEquals(6, parsed.transitionValues());
+        assertEquals(15781 + 6, parsed.uploadValues());
+        double[][] counts = parsed.transitionCounts();
+        assertEquals(3, counts.length);
+        assertArrayEquals(new double[] {3, 1.5}, counts[0], 0);
+        assertArrayEquals(new double[] {0, 2}, counts[1], 0);
+        assertArrayEquals(new double[] {4, 0}, counts[2], 0);
+        counts[0][0] = 99;  // a copy: the plan keeps its table
+        assertEquals(3, parsed.transitionCounts()[0][0], 0);
+
+        Plan unpublished = Plan.fromJson(plan("null", "").put("transitions", new JSONObject("{\"classes\": 6}")));
+        assertEquals(42, unpublished.transitionValues());
+        assertNull(unpublished.transitionCounts());
+        assertNull(Plan.fromJson(plan("null", "").put("transitions",
+                new JSONObject("{\"classes\": 6, \"counts\": null}"))).transitionCounts());
+    }
+
+    @Test
+    public void malformedTransitionsAreRefusedNamingTheProblem() throws Exception {
+        String[][] cases = {
+            {"{\"classes\": 0}", "transitions classes must be an integer >= 1, got 0"},
+            {"{\"classes\": 2.5}", "transitions classes must be an integer >= 1, got 2.5"},
+            {"{\"classes\": \"2\"}", "transitions classes must be an integer >= 1, got 2"},
+            {"{\"counts\": null}", "classes"},
+            {"{\"classes\": 100000}", "transitions classes 100000 is too large for an upload"},
+            {"{\"classes\": 2, \"counts\": [[1, 2], [3, 4]]}", "must have classes + 1 = 3 rows, got 2"},
+            {"{\"classes\": 2, \"counts\": [[1, 2], [3, 4], [5]]}", "row 2 has 1 values, 2 expected"},
+            {"{\"classes\": 2, \"counts\": [[1, 2], [3, -4], [5, 6]]}", "row 1 column 1 is -4"},
+            {"{\"classes\": 2, \"counts\": [[1, 2], [3, 4], [5, 1e999]]}", "row 2 column 1 is Infinity"},
+            {"{\"classes\": 2, \"counts\": [[1, \"2\"], [3, 4], [5, 6]]}", "row 0 column 1 is 2"},
+        };
+        for (String[] c : cases) {
+            try {
+                Plan.fromJson(plan("null", "").put("transitions", new JSONObject(c[0])));
+                fail("accepted transitions " + c[0]);
+            } catch (IllegalArgumentException e) {
+                assertTrue(c[0] + ": " + e.getMessage(), e.getMessage().startsWith("not a valid plan: "));
+                assertTrue(c[0] + ": " + e.getMessage(), e.getMessage().contains(c[1]));
+            }
+        }
+        try {
+            Plan.fromJson(plan("null", "").put("transitions", 3));
+            fail("accepted transitions that are not an object");
+        } catch (IllegalArgumentException e) {
+            assertTrue(e.getMessage(), e.getMessage().contains("transitions"));
         }
     }
 }
