@@ -442,8 +442,8 @@ def _finish(db: Session, store: FileStore, job: Job, round_: Round, outcomes: li
     version = round_.model_version + 1
     sha = store.write_weights(job.id, version, weights)
     if job.transition_classes:
-        store.write_transitions(job.id, version, published_counts(
-            store.read_transitions(job.id, round_.model_version, job.transition_classes),
+        store.write_transitions(job.id, version, published_counts(  # rounds before: the versions before
+            store.read_transitions(job.id, round_.model_version, job.transition_classes), round_.model_version - 1,
             mean[job.shared_values:], total_weight, job.transition_classes))
     db.add(ModelVersion(job_id=job.id, version=version, weights_sha256=sha, round_id=round_.id))
     round_.status, round_.published_at, round_.total_weight = "published", utcnow(), total_weight

@@ -6,8 +6,8 @@ values: after the shared-layer update, the device's transition counts
 windows. The weighted mean the key service returns, times the round's total
 weight, is the round's summed table (each device's counts scaled to its upload
 weight, which is its number of windows up to ``max_weight``); each published
-model version carries the sum over every round so far, so no device's counts
-are ever seen on their own.
+model version carries the mean of the rounds' tables so far. No device's
+counts are ever seen on their own.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ def upload_values(job: Job) -> int:
     return job.shared_values + (table_values(job.transition_classes) if job.transition_classes else 0)
 
 
-def published_counts(previous: np.ndarray | None, tail_mean: np.ndarray, total_weight: int,
+def published_counts(previous: np.ndarray | None, rounds_before: int, tail_mean: np.ndarray, total_weight: int,
                      classes: int) -> np.ndarray:
-    """The table a new model version carries: the previous one plus this round's sum (the tail's weighted mean
-    times the total weight). A device may lie in its counts as in its update, by at most its clip times its
-    weight per cell; a sum below zero is clamped to zero."""
+    """The table a new model version carries: the mean, over the rounds published so far, of each round's summed
+    counts (this round's: the tail's weighted mean times the total weight), so it stays one round's worth of
+    counts. A device may lie in its counts as in its update, by at most its clip times its weight per cell; a
+    table below zero is clamped to zero."""
     added = np.asarray(tail_mean, np.float64).reshape(classes + 1, classes) * total_weight
-    base = np.zeros_like(added) if previous is None else previous
-    return np.maximum(base + added, 0.0)
+    before = np.zeros_like(added) if previous is None else previous * rounds_before
+    return np.maximum((before + added) / (rounds_before + 1), 0.0)

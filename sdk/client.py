@@ -247,7 +247,7 @@ class FedWearClient:
         federation = (plan.get("transitions") or {}).get("counts")
         if federation is not None and (self.transitions is None or not np.array_equal(
                 self._stored_counts(), np.asarray(federation))):
-            self.use_transitions(federation)  # the federation's summed table: the device decodes with it
+            self.use_transitions(federation)  # the federation's table: the device decodes with it
         self.plan = plan
         return plan
 

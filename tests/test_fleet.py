@@ -28,10 +28,10 @@ def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
     classes = len(wearers.label_names)  # every round summed every device's transition counts, encrypted
     summed = sum(transition_counts(p.train.labels, p.train.execution, classes) for p in fleet.participants)
     published = np.frombuffer(next(tmp_path.rglob("v4.transitions.f64")).read_bytes(), "<f8")
-    np.testing.assert_allclose(published.reshape(summed.shape), 3 * summed, atol=0.5)
+    np.testing.assert_allclose(published.reshape(summed.shape), summed, atol=0.5)  # the mean of 3 rounds' sums
     held = json.loads((tmp_path / "devices" / fleet.job_id / fleet.participants[0].device_id
                        / "transitions.json").read_text())["counts"]  # as of the device's last sync
-    assert min(np.abs(np.array(held) - k * summed).max() for k in (1, 2, 3)) < 0.5
+    np.testing.assert_allclose(held, summed, atol=0.5)
     accuracies = [r["global_accuracy"] for r in report["rounds"]]
     assert accuracies[-1] > accuracies[0]
     assert report["mean"]["personalised"] >= report["mean"]["global"]

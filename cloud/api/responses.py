@@ -57,8 +57,9 @@ class PlanTransitions(Strict):
                                      "values, the last (K + 1) * K the device's transition counts (row-major) "
                                      "divided by its number of windows, zeros without recordings")
     counts: list[list[float]] | None = Field(
-        description="the federation's summed transition counts, (K + 1) x K (row 0: first labels of recordings, "
-                    "row 1 + i: labels after label i), as of model_version; null before a round published them")
+        description="the federation's transition counts, (K + 1) x K (row 0: first labels of recordings, "
+                    "row 1 + i: labels after label i), as of model_version: the mean over the published rounds of "
+                    "each round's summed counts; null before a round published them")
 
 
 class Plan(Strict):

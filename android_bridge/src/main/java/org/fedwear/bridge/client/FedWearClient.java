@@ -424,7 +424,7 @@ public final class FedWearClient implements Closeable {
     }
 
     /**
-     * The federation's summed transition counts from the last plan ((classes + 1) x classes, for
+     * The federation's transition counts from the last plan ((classes + 1) x classes, for
      * {@code TransitionModel.fromCounts}), or null before a sync, for a job without transitions, or
      * before a round published them.
      */

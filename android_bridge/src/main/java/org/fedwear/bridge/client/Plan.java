@@ -53,7 +53,7 @@ public final class Plan {
     /** When not selected: seconds to wait before checking in again; null otherwise. */
     public final Integer retryAfter;
     public final JSONObject raw;
-    /** The federation's summed transition counts, (K + 1) x K, or null (none published yet, or no transitions). */
+    /** The federation's transition counts, (K + 1) x K, or null (none published yet, or no transitions). */
     private final double[][] transitionCounts;
 
     private Plan(JSONObject raw) throws JSONException {
@@ -132,7 +132,7 @@ public final class Plan {
     }
 
     /**
-     * A copy of the federation's summed transition counts ((K + 1) x K; row 0: first labels of recordings,
+     * A copy of the federation's transition counts ((K + 1) x K; row 0: first labels of recordings,
      * row 1 + i: labels after label i) for {@code TransitionModel.fromCounts}, or null when the job has no
      * transitions or no round has published them yet.
      */
