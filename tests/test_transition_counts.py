@@ -51,6 +51,12 @@ def test_devices_counts_are_summed_encrypted_published_in_the_plan_and_used_for_
     np.testing.assert_allclose(clients[1].transitions.transitions, model.transitions)
     restarted = FedWearClient(cloud.url, token, tmp_path / "d1")
     np.testing.assert_allclose(restarted.transitions.start, model.start)
+    stored = next(cloud.data_dir.rglob("v2.transitions.f64"))  # an aggregator that lies about the table
+    stored.write_bytes((-published).astype("<f8").tobytes())
+    newcomer = FedWearClient(cloud.url, token, tmp_path / "d2")
+    with pytest.raises(ValueError, match="non-negative"):
+        newcomer.sync()
+    assert newcomer.transitions is None and not (tmp_path / "d2" / "transitions.json").exists()
 
 
 def test_a_device_without_recordings_adds_no_counts_and_a_lying_one_moves_them_by_its_weight_at_most(cloud,
