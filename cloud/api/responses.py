@@ -71,7 +71,8 @@ class Plan(Strict):
     crypto: PlanCrypto
     hyperparameters: Hyperparameters
     bundle_sha256: str = Field(description="SHA-256 (hex) of model.tflite; also the bundle's ETag")
-    shared_values: int = Field(description="number of shared weights: the V of an upload")
+    shared_values: int = Field(description="number of shared weights: the V of an upload (plus (K + 1) * K when "
+                                           "transitions is set)")
     min_devices: int
     max_devices: int
     selected: bool = Field(description="this device is selected for `round`: train for it and upload; only "
