@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,12 @@ from sdk.storage import write_atomically
 
 class MissingSumError(LookupError):
     """A shard's committed sum is not in the data directory (removed by hand, or a restore without it)."""
+
+
+@lru_cache(maxsize=1024)
+def _published_table(path: str) -> tuple[float, ...]:
+    """A published transition table's values (FileNotFoundError, not cached, while there is none)."""
+    return tuple(np.frombuffer(Path(path).read_bytes(), "<f8").tolist())
 
 
 class FileStore:
@@ -55,11 +62,13 @@ class FileStore:
         self.write(self.transitions_file(job_id, version), np.asarray(counts, "<f8").tobytes())
 
     def read_transitions(self, job_id: str, version: int, classes: int) -> np.ndarray | None:
-        """The summed transition counts a model version carries; None before a round published any."""
-        path = self.transitions_file(job_id, version)
-        if not path.exists():
+        """The transition counts a model version carries; None before a round published any. A version's table
+        never changes once published, so each is read from disk once (every plan serves it)."""
+        try:
+            table = _published_table(str(self.transitions_file(job_id, version)))
+        except FileNotFoundError:
             return None
-        return np.frombuffer(path.read_bytes(), "<f8").reshape(classes + 1, classes).copy()
+        return np.array(table).reshape(classes + 1, classes)
 
     def sums_dir(self, job_id: str, round_id: int) -> Path:
         return self.job_dir(job_id) / "sums" / f"r{round_id}"

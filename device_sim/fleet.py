@@ -212,12 +212,9 @@ class Fleet:
             "crypto": {"max_contributors": max(c.min_devices, per_round, 2), "max_weight": CryptoParams.max_weight,
                        "randomiser": c.randomiser, "clip": self._codec_clip()},
             "privacy": c.privacy,
-            "transition_counts": c.transition_counts and c.privacy is None and self._classifies_windows(),
+            "transition_counts": c.transition_counts and c.privacy is None and self.model_spec.classifies_windows,
             **({"subsums": c.subsums} if c.subsums else {}),
         }
-
-    def _classifies_windows(self) -> bool:
-        return self.model_spec.head.kind == "classification" and self.model_spec.input.kind == "window"
 
     def _codec_clip(self) -> float:
         """The codec's clip: 1, or under privacy the room its noise needs (sdk.privacy.PrivacySettings)."""

@@ -137,7 +137,9 @@ class FedWearClient:
         self._credentials: dict | None = None
         self._device_key: DeviceKey | None = None
         self._head: HeadChoice | None = self._stored_head_choice()  # read once; personalise() replaces it
-        self.transitions: TransitionModel | None = self._stored_transitions()  # use_transitions() replaces it
+        self._counts: np.ndarray | None = self._stored_counts()  # the transition table; use_transitions() sets it
+        self.transitions: TransitionModel | None = None if self._counts is None else TransitionModel.from_counts(
+            self._counts)
 
     # Enrolment and sync --------------------------------------------------------
     @property
@@ -245,8 +247,7 @@ class FedWearClient:
             else:
                 reset_personal(self.trainer)
         federation = (plan.get("transitions") or {}).get("counts")
-        if federation is not None and (self.transitions is None or not np.array_equal(
-                self._stored_counts(), np.asarray(federation))):
+        if federation is not None and (self._counts is None or not np.array_equal(self._counts, federation)):
             self.use_transitions(federation)  # the federation's table: the device decodes with it
         self.plan = plan
         return plan
@@ -396,7 +397,7 @@ class FedWearClient:
         path = self.storage / TRANSITIONS_FILE
         if counts is None:
             path.unlink(missing_ok=True)
-            self.transitions = None
+            self._counts = self.transitions = None
             return
         if self.trainer is None:
             self.sync()
@@ -411,14 +412,11 @@ class FedWearClient:
                              f"{list(table.shape)}")
         self.transitions = TransitionModel.from_counts(table)  # refuses negative or non-finite counts
         write_atomically(path, json.dumps({"counts": table.tolist()}).encode())
+        self._counts = table
 
     def _stored_counts(self) -> np.ndarray | None:
         path = self.storage / TRANSITIONS_FILE
         return np.asarray(json.loads(path.read_text())["counts"]) if path.exists() else None
-
-    def _stored_transitions(self) -> TransitionModel | None:
-        counts = self._stored_counts()
-        return None if counts is None else TransitionModel.from_counts(counts)
 
     def personalise(self, windows, labels, epochs: int | None = None, lr: float | None = None,
                     fresh: bool = False, seed: int = 0, coral: float = 0.0, recordings=None,

@@ -235,6 +235,11 @@ class ModelSpec:
         """Width of the branch point's output: what the personal layers take."""
         return self.shapes()[self.branch_index][0]
 
+    @property
+    def classifies_windows(self) -> bool:
+        """A classifier of windows of a time series: its labels form sequences (sdk.decoding)."""
+        return self.head.kind == "classification" and self.input.kind == "window"
+
     # Weight layouts -------------------------------------------------------------
     def weight_shapes(self, layers) -> list[tuple[str, tuple[int, ...]]]:
         """(tensor name, shape) of the layers' kernels and biases, in order."""

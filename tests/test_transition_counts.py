@@ -1,6 +1,8 @@
 """Activity-transition counts summed through the encrypted rounds: the aggregator never sees one device's
 counts, the plan carries the federation's table and devices decode with it; bad jobs and lying devices."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,9 +13,23 @@ from sdk.client import FedWearClient
 from sdk.crypto.packing import mean_error_bound
 from sdk.decoding import TransitionModel, table_values, transition_counts
 from sdk.model_spec import ModelSpec
+from sdk.transport import HttpTransport, Response
 from tests.cloud_servers import encoder_for
 
 CLASSES = 5
+
+
+class LyingTable(HttpTransport):
+    """An aggregator that serves plans whose transition table has negative counts."""
+
+    def send(self, method, path, body, headers):
+        answer = super().send(method, path, body, headers)
+        if path.startswith("/v1/plan") and answer.status == 200:
+            plan = answer.json()
+            if (plan["transitions"] or {}).get("counts") is not None:
+                plan["transitions"]["counts"] = (-np.array(plan["transitions"]["counts"]) - 1).tolist()
+                answer = Response(answer.status, answer.headers, json.dumps(plan).encode())
+        return answer
 
 
 def _wearers(count: int):
@@ -51,9 +67,7 @@ def test_devices_counts_are_summed_encrypted_published_in_the_plan_and_used_for_
     np.testing.assert_allclose(clients[1].transitions.transitions, model.transitions)
     restarted = FedWearClient(cloud.url, token, tmp_path / "d1")
     np.testing.assert_allclose(restarted.transitions.start, model.start)
-    stored = next(cloud.data_dir.rglob("v2.transitions.f64"))  # an aggregator that lies about the table
-    stored.write_bytes((-published).astype("<f8").tobytes())
-    newcomer = FedWearClient(cloud.url, token, tmp_path / "d2")
+    newcomer = FedWearClient(cloud.url, token, tmp_path / "d2", transport=LyingTable(cloud.url))
     with pytest.raises(ValueError, match="non-negative"):
         newcomer.sync()
     assert newcomer.transitions is None and not (tmp_path / "d2" / "transitions.json").exists()

@@ -70,7 +70,7 @@ def _transition_classes(config: JobConfig, manifest) -> int:
     """K when the job's uploads carry transition counts over the bundle's K labels, else 0."""
     if not config.transition_counts:
         return 0
-    if manifest.head.kind != "classification" or manifest.spec.input.kind != "window":
+    if not manifest.spec.classifies_windows:
         raise ApiError(400, "invalid_request", "transition_counts needs a bundle that classifies windows of a "
                                                "time series; this one does not: leave transition_counts off")
     return manifest.num_classes
