@@ -5,9 +5,10 @@ devices, 3 new users, real key service and aggregator on loopback, encrypted
 updates) with `--rounds 30 --local-epochs 5`, once without DP and once per
 epsilon with `--dp-epsilon E --dp-clip C` (delta 1e-5, every round's devices
 sharing its noise), for each seed. It prints, per setting, the report's mean
-accuracy (global, personalised, local-only; new users' global and
-personalised), and their mean and spread over seeds; and, per seed, what always
-answering the most frequent activity scores.
+accuracy, undecoded (global, personalised, the personal head alone,
+local-only; new users' global and personalised), and their mean and spread
+over seeds; and, per seed, what always answering the most frequent activity
+scores.
 
     python benchmarks/dp_accuracy.py --data PATH/TO/sp-sw-har --seeds 0 1 --json
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 EPSILONS = (None, 8.0, 4.0, 1.0)
 FIGURES = {"global": ("mean", "global"), "personalised": ("mean", "personalised"),
-           "local_only": ("mean", "local_only"), "new_users_global": ("new_users", "global"),
+           "personal_head": ("mean", "personal_head"), "local_only": ("mean", "local_only"), "new_users_global": ("new_users", "global"),
            "new_users_personalised": ("new_users", "personalised")}
 
 

@@ -30,10 +30,10 @@ from typing import Callable
 import numpy as np
 
 from device_sim.dataset import Dataset, DeviceData, pooled
-from device_sim.fleet import Fleet, FleetConfig
+from device_sim.fleet import Fleet, FleetConfig, federation_transitions
 from device_sim.partitions import same_executions, within_subject
 from device_sim.progress import Progress
-from sdk.decoding import TransitionModel, decode, transition_counts
+from sdk.decoding import TransitionModel, decode
 from sdk.personalisation import BLEND_WEIGHTS, best_blend, blend, held_out_heads, held_out_scores, personalise
 from sdk.storage import write_atomically
 from sdk.trainer import TFLiteTrainer
@@ -109,8 +109,7 @@ class FoldRun:
         self.bundle, self.initial = fleet.bundle, fleet.initial_weights
         classes = len(self.dataset.label_names)
         predicted = {p.subject: same_executions(p.data, p.train) for p in fleet.participants}  # at the test stride
-        self.transitions = TransitionModel.from_counts(
-            sum(transition_counts(d.labels, d.execution, classes) for d in predicted.values()))
+        self.transitions = federation_transitions(list(predicted.values()), classes)
         central = self._trainer(self.initial)
         x, y = pooled([p.train for p in fleet.participants])
         self._fit(central, x, y)

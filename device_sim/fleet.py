@@ -5,6 +5,10 @@ URL is given), the fleet runs training rounds with optional dropout,
 stragglers, devices leaving and joining, and injected network faults; then it
 evaluates local-only, global federated, personalised and centralised models
 per the evaluation protocol, and new users before and after personalising.
+Personalised is what a device does by default: the personal layers, the blend
+of heads its own labelled executions choose, and activity-sequence decoding
+with the federation's transition table; every model is scored with and
+without that decoding.
 
 Each round the active devices check in, in random order, and the service
 selects the round's participants (over-selecting); only those train. The
@@ -32,8 +36,10 @@ from device_sim.partitions import new_users, same_executions, within_subject
 from device_sim.progress import Progress
 from sdk.client import ACTIVE_JOB, FedWearClient, local_update
 from sdk.crypto.params import CryptoParams
+from sdk.decoding import TransitionModel, decode, transition_counts
 from sdk.metrics import scores
-from sdk.personalisation import personalise
+from sdk.model_spec import ModelSpec
+from sdk.personalisation import HeadChoice, blend, choose_head, personalise
 from sdk.privacy import PrivacySettings, prepare_update
 from sdk.trainer import TFLiteTrainer
 from sdk.transport import HttpTransport
@@ -106,6 +112,22 @@ def _scores(data: DeviceData, subsets: dict[str, np.ndarray], predicted: np.ndar
 
     return {**scores(data.labels, predicted, num_classes),
             "subsets": {name: {"inside": accuracy(m), "outside": accuracy(~m)} for name, m in subsets.items()}}
+
+
+def _scored(data: DeviceData, subsets: dict[str, np.ndarray], probs: np.ndarray, num_classes: int,
+            transitions: TransitionModel | None) -> dict:
+    """``_scores`` of the most probable classes, and under ``decoded`` the same after decoding (if a table)."""
+    out = _scores(data, subsets, np.argmax(probs, axis=1), num_classes)
+    if transitions is not None:
+        out["decoded"] = _scores(data, subsets, np.argmax(decode(probs, data.execution, transitions), axis=1),
+                                 num_classes)
+    return out
+
+
+def federation_transitions(devices: list[DeviceData], num_classes: int) -> TransitionModel:
+    """The transition table of the federation's devices: their summed counts (what a job with transition
+    counts publishes when they count windows cut as they predict), from ``devices``' labelled windows."""
+    return TransitionModel.from_counts(sum(transition_counts(d.labels, d.execution, num_classes) for d in devices))
 
 
 class Participant:
@@ -212,9 +234,13 @@ class Fleet:
             "crypto": {"max_contributors": max(c.min_devices, per_round, 2), "max_weight": CryptoParams.max_weight,
                        "randomiser": c.randomiser, "clip": self._codec_clip()},
             "privacy": c.privacy,
-            "transition_counts": c.transition_counts and c.privacy is None and self.model_spec.classifies_windows,
+            "transition_counts": self._sums_transitions(self.model_spec),
             **({"subsums": c.subsums} if c.subsums else {}),
         }
+
+    def _sums_transitions(self, spec: ModelSpec) -> bool:
+        """Whether the job sums its devices' transition counts: asked for, a window classifier, no privacy."""
+        return self.config.transition_counts and self.config.privacy is None and spec.classifies_windows
 
     def _codec_clip(self) -> float:
         """The codec's clip: 1, or under privacy the room its noise needs (sdk.privacy.PrivacySettings)."""
@@ -541,35 +567,60 @@ class Fleet:
         central = self._evaluator(bundle, initial)
         central.fit(pooled_x, pooled_y, epochs=c.baseline_epochs, batch_size=c.batch_size, lr=c.lr,
                     momentum=c.momentum, seed=c.seed)
+        self.transitions = self._transitions(global_model.manifest.spec, k)
         with Progress("evaluate", total=len(self.participants) + len(self.newcomers), enabled=self.show_progress) as bar:
             for p in self.participants:
                 local = self._evaluator(bundle, initial)
                 local.fit(p.train.windows, p.train.labels, epochs=c.baseline_epochs, batch_size=c.batch_size,
                           lr=c.lr, momentum=c.momentum, seed=c.seed)
-                personal = self._evaluator(bundle, weights)
-                self._personalise(personal, p.train)
                 test = p.test
                 subsets = _window_subsets(test) if self.dataset.spec else {}  # records in no order: no subsets
+                score = partial(_scored, test, subsets, num_classes=k, transitions=self.transitions)
                 per_device[p.data.device_id] = {
                     "subject": p.data.subject, "train_windows": len(p.train), "test_windows": len(test),
                     "subset_share": {name: round(float(np.mean(m)), 4) for name, m in subsets.items()},
-                    "local_only": _scores(test, subsets, local.predict(test.windows), k),
-                    "global": _scores(test, subsets, global_model.predict(test.windows), k),
-                    "personalised": _scores(test, subsets, personal.predict(test.windows, "personal"), k),
-                    "centralised": _scores(test, subsets, central.predict(test.windows), k),
+                    "local_only": score(local.predict_proba(test.windows)),
+                    "global": score(global_model.predict_proba(test.windows)),
+                    **self._personalised(bundle, weights, p, score),
+                    "centralised": score(central.predict_proba(test.windows)),
                 }
                 bar.advance()
             newcomers = {}
             for p in self.newcomers:
-                personal = self._evaluator(bundle, weights)
-                before = scores(p.test.labels, personal.predict(p.test.windows), k)
-                self._personalise(personal, p.train)
+                score = partial(_scored, p.test, {}, num_classes=k, transitions=self.transitions)
                 newcomers[p.data.device_id] = {
                     "subject": p.data.subject, "personalised_on_windows": len(p.train),
-                    "global": before, "personalised": scores(p.test.labels, personal.predict(p.test.windows, "personal"), k),
+                    "global": score(global_model.predict_proba(p.test.windows)),
+                    **self._personalised(bundle, weights, p, score),
                 }
                 bar.advance()
         return self._summary(per_device, newcomers)
+
+    def _transitions(self, spec: ModelSpec, num_classes: int) -> TransitionModel | None:
+        """The table devices decode with, where the job gives them one (``_job_config``): the training devices'
+        counts over their training executions, cut as the tests are. None where windows are in no time order."""
+        if self.dataset.spec is None or not self._sums_transitions(spec):
+            return None
+        return federation_transitions([same_executions(p.data, p.train) for p in self.participants], num_classes)
+
+    def _personalised(self, bundle: Path, weights: np.ndarray, p: Participant, score: Callable) -> dict:
+        """A device personalising as the SDK does: the personal layers on its labelled windows, and where they
+        come from recordings in time order, the head choice from them (scored on them cut as the tests are,
+        decoded as in use); scored as the blend it uses and as the personal head alone."""
+        trainer = self._evaluator(bundle, weights)
+        c = self.config
+        settings = {"epochs": c.personal_epochs, "batch_size": c.batch_size, "lr": c.lr, "momentum": c.momentum,
+                    "seed": c.seed, "coral": c.coral}
+        choice = HeadChoice(1.0)  # records in no order: the personal head, as a device without recordings
+        if self.dataset.spec is not None:
+            check = same_executions(p.data, p.train)
+            choice = choose_head(trainer, p.train.windows, p.train.labels, p.train.execution,
+                                 transitions=self.transitions, check=(check.windows, check.labels, check.execution),
+                                 **settings)
+        personalise(trainer, p.train.windows, p.train.labels, **settings)
+        heads = trainer.predict_proba(p.test.windows, "global"), trainer.predict_proba(p.test.windows, "personal")
+        return {"personalised": score(blend(*heads, choice.personal_weight)), "personal_head": score(heads[1]),
+                "personal_weight": choice.personal_weight}
 
     def _compare_int8(self, bundle: Path, weights: np.ndarray) -> dict:
         from device_sim.quantised import compare_int8
@@ -580,21 +631,20 @@ class Fleet:
         tests = {p.data.device_id: (p.test.windows, p.test.labels) for p in self.participants}
         return compare_int8(bundle, self.model_spec, weights, version, calibration, tests, self.out / "bundle_final")
 
-    def _personalise(self, trainer: TFLiteTrainer, data: DeviceData) -> None:
-        c = self.config
-        personalise(trainer, data.windows, data.labels, c.personal_epochs, c.batch_size, c.lr, c.momentum,
-                    seed=c.seed, coral=c.coral)
-
     def _summary(self, per_device: dict, newcomers: dict) -> dict:
         def mean(rows, kind, metric="accuracy"):
             return _rounded_mean([r[kind][metric] for r in rows.values()])
+
+        def decoded_mean(rows, kind, metric="accuracy"):
+            return _rounded_mean([r[kind]["decoded"][metric] for r in rows.values()])
 
         def subset_mean(name, kind, side):
             return _rounded_mean([r[kind]["subsets"][name][side] for r in per_device.values()])
 
         names = next(iter(per_device.values()))["subset_share"] if per_device else {}
 
-        kinds = ("local_only", "global", "personalised", "centralised")
+        kinds = ("local_only", "global", "personalised", "personal_head", "centralised")
+        new_kinds = ("global", "personalised", "personal_head")
         return {
             "dataset": self.dataset.name, "engine": self.config.engine, "config": asdict(self.config),
             "window_overlap": None if self.dataset.spec is None else {
@@ -607,8 +657,14 @@ class Fleet:
                 "inside": {kind: subset_mean(name, kind, "inside") for kind in kinds},
                 "outside": {kind: subset_mean(name, kind, "outside") for kind in kinds},
             } for name in names},
-            "new_users": {"global": mean(newcomers, "global"), "personalised": mean(newcomers, "personalised"),
+            "new_users": {**{kind: mean(newcomers, kind) for kind in new_kinds},
                           "executions_used": self.config.new_user_executions, "per_device": newcomers},
+            "personal_weight": {"training_devices": _rounded_mean([r["personal_weight"] for r in per_device.values()]),
+                                "new_users": _rounded_mean([r["personal_weight"] for r in newcomers.values()])},
+            "decoded": None if self.transitions is None else {
+                "mean": {kind: decoded_mean(per_device, kind) for kind in kinds},
+                "mean_macro_f1": {kind: decoded_mean(per_device, kind, "macro_f1") for kind in kinds},
+                "new_users": {kind: decoded_mean(newcomers, kind) for kind in new_kinds}},
             "seconds_per_round": round(float(np.mean([r["seconds"] for r in self.rounds])), 3) if self.rounds else None,
             "privacy": None if self.config.privacy is None else {
                 **privacy_budget.budget(self.config.privacy, sum(r["published"] for r in self.rounds), self.config.rounds),

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 KINDS = ("local_only", "global", "personalised", "centralised")
+TABLE_KINDS = KINDS[:3] + ("personal_head",) + KINDS[3:]  # the personal head alone: a reference for the blend
 CREDIT = ("sp-sw-har: Matey-Sanz, Casteleyn and Granell, Data in Brief 51 (2023) 109809, "
           "doi:10.5281/zenodo.8398688, CC BY 4.0.")
 
@@ -130,25 +131,43 @@ def privacy_line(report: dict) -> str | None:
             "devices per round.")
 
 
+def _name(kind: str) -> str:
+    return "personal head alone" if kind == "personal_head" else kind.replace("_", "-")
+
+
 def _markdown(report: dict) -> str:
-    mean, f1 = report["mean"], report["mean_macro_f1"]
+    mean, f1, decoded = report["mean"], report["mean_macro_f1"], report.get("decoded")
+    kinds = [k for k in TABLE_KINDS if k in mean]
     lines = [f"# FedWear fleet report: {report['dataset']}", "",
              f"{report['devices']} training devices, {len(report['rounds'])} rounds, engine {report['engine']}; "
              f"new users: {', '.join(report['new_user_subjects']) or 'none'}.", "",
-             "Accuracy and macro-F1 are means over the training devices (each scored on its own test executions).",
-             "", "| model | mean accuracy | mean macro-F1 |", "|---|---|---|"]
-    lines += [f"| {k.replace('_', '-')} | {mean[k]:.3f} | {f1[k]:.3f} |" for k in KINDS]
+             "Accuracy and macro-F1 are means over the training devices (each scored on its own test executions). "
+             "Personalised is what a device uses: the blend of the global and personal heads that its own labelled "
+             "executions chose" + (f" (mean personal weight {report['personal_weight']['training_devices']:.2f})"
+                                   if report.get("personal_weight", {}).get("training_devices") is not None else "")
+             + "."]
+    if decoded:
+        lines += ["Decoded: activity-sequence decoding with the federation's transition table, as devices do by "
+                  "default, applied to every model.", "",
+                  "| model | decoded accuracy | decoded macro-F1 | accuracy | macro-F1 |", "|---|---|---|---|---|"]
+        lines += [f"| {_name(k)} | {_fmt(decoded['mean'][k])} | {_fmt(decoded['mean_macro_f1'][k])} | "
+                  f"{_fmt(mean[k])} | {_fmt(f1[k])} |" for k in kinds]
+    else:
+        lines += ["", "| model | mean accuracy | mean macro-F1 |", "|---|---|---|"]
+        lines += [f"| {_name(k)} | {_fmt(mean[k])} | {_fmt(f1[k])} |" for k in kinds]
     if dp := privacy_line(report):
         lines += ["", dp]
     for name, subset in report["subsets"].items():
         lines += ["", f"{subset['share_of_test_windows']:.0%} of the test windows are {SUBSETS[name]}; accuracy "
-                  "on them and on the rest:", "", "| model | on them | on the rest |", "|---|---|---|"]
+                  "on them and on the rest (undecoded):", "", "| model | on them | on the rest |", "|---|---|---|"]
         lines += [f"| {k.replace('_', '-')} | {_fmt(subset['inside'][k])} | {_fmt(subset['outside'][k])} |"
                   for k in KINDS]
     nu = report["new_users"]
     if nu["global"] is not None:
         lines += ["", f"New users (never trained on): global {nu['global']:.3f}, after personalising on "
-                  f"{nu['executions_used']} execution(s) {nu['personalised']:.3f}."]
+                  f"{nu['executions_used']} execution(s) {nu['personalised']:.3f}"
+                  + (f"; decoded {decoded['new_users']['global']:.3f} -> {decoded['new_users']['personalised']:.3f}"
+                     if decoded else "") + "."]
     lines += ["", "## Rounds", "", "Global accuracy is the mean over devices; seconds is the round's wall time; "
               "training s, crypto s and KB up are fleet totals, summed over the round's devices.", "",
               "| round | devices | global accuracy (device mean) | seconds (wall) | training s (fleet total) "
@@ -157,7 +176,7 @@ def _markdown(report: dict) -> str:
         up = sum(r.get("bytes_up", {}).values()) / 1024
         lines.append(f"| {r['round']} | {len(r['participants'])} | {r['global_accuracy']:.3f} | {r['seconds']} | "
                      f"{r['train_s']} | {r['crypto_s']} | {up:.0f} | {'; '.join(r.get('events', []))} |")
-    lines += ["", "## Devices", "", "Accuracy of each device on its own test executions.", "",
+    lines += ["", "## Devices", "", "Accuracy of each device on its own test executions (undecoded).", "",
               "| device | local-only | global | personalised | centralised |", "|---|---|---|---|---|"]
     for name, row in sorted(report["per_device"].items()):
         lines.append(f"| {name} | " + " | ".join(f"{row[k]['accuracy']:.3f}" for k in KINDS) + " |")
@@ -179,10 +198,17 @@ def write_report(report: dict, out_dir: Path) -> Path:
 
 
 def summary_lines(report: dict) -> list[str]:
-    mean, nu = report["mean"], report["new_users"]
-    lines = [f"{k.replace('_', '-'):>13}: {mean[k]:.3f}" for k in KINDS]
+    mean, nu, decoded = report["mean"], report["new_users"], report.get("decoded")
+
+    def also_decoded(value: float | None) -> str:
+        return "" if value is None else f" (decoded {value:.3f})"
+
+    lines = [f"{k.replace('_', '-'):>13}: {_fmt(mean[k])}" + also_decoded(decoded and decoded["mean"][k])
+             for k in TABLE_KINDS if k in mean]
     if nu["global"] is not None:
-        lines.append(f"{'new users':>13}: global {nu['global']:.3f} -> personalised {nu['personalised']:.3f}")
+        lines.append(f"{'new users':>13}: global {nu['global']:.3f} -> personalised {nu['personalised']:.3f}"
+                     + (f" (decoded {decoded['new_users']['global']:.3f} -> {decoded['new_users']['personalised']:.3f})"
+                        if decoded else ""))
     if report.get("privacy"):
         dp = report["privacy"]
         lines.append(f"{'privacy':>13}: epsilon {dp['epsilon']:.2f} at delta {dp['delta']:g} "

@@ -10,7 +10,8 @@ from device_sim.fleet import Fleet, FleetConfig
 from device_sim.report import write_report
 from sdk.crypto.packing import mean_error_bound
 from sdk.crypto.params import CryptoParams
-from sdk.decoding import transition_counts
+from sdk.decoding import TransitionModel, transition_counts
+from sdk.personalisation import BLEND_WEIGHTS
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,8 @@ def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
     held = json.loads((tmp_path / "devices" / fleet.job_id / fleet.participants[0].device_id
                        / "transitions.json").read_text())["counts"]  # as of the device's last sync
     np.testing.assert_allclose(held, summed, atol=0.5)
+    published_model = TransitionModel.from_counts(published.reshape(summed.shape))  # the report decodes with it
+    np.testing.assert_allclose(fleet.transitions.transitions, published_model.transitions, atol=0.01)
     accuracies = [r["global_accuracy"] for r in report["rounds"]]
     assert accuracies[-1] > accuracies[0]
     assert report["mean"]["personalised"] >= report["mean"]["global"]
@@ -44,9 +47,23 @@ def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
             assert 0 < share < 1
             split = share * s["subsets"][name]["inside"] + (1 - share) * s["subsets"][name]["outside"]
             assert split == pytest.approx(s["accuracy"], abs=1e-3)
+    for row in list(report["per_device"].values()) + list(report["new_users"]["per_device"].values()):
+        weight = row["personal_weight"]  # personalised is the blend the device chose, decoded and not
+        assert weight in BLEND_WEIGHTS
+        for variant in (lambda s: s, lambda s: s["decoded"]):
+            if weight == 0.0:
+                assert variant(row["personalised"]) == variant(row["global"])
+            elif weight == 1.0:
+                assert variant(row["personalised"]) == variant(row["personal_head"])
+    decoded = report["decoded"]
+    for kind in ("local_only", "global", "personalised", "personal_head", "centralised"):
+        assert decoded["mean"][kind] == pytest.approx(
+            np.mean([row[kind]["decoded"]["accuracy"] for row in report["per_device"].values()]), abs=1e-4)
+    assert {"global", "personalised", "personal_head"} <= set(decoded["new_users"])
     path = write_report(report, tmp_path / "report")
     text = path.read_text()
     assert "| personalised |" in text and "at a label change" in text and "near ties" in text
+    assert "| personal head alone |" in text and "decoded accuracy" in text
     assert (tmp_path / "report" / "accuracy_per_round.png").stat().st_size > 1000
 
 
