@@ -138,14 +138,14 @@ def _name(kind: str) -> str:
 def _markdown(report: dict) -> str:
     mean, f1, decoded = report["mean"], report["mean_macro_f1"], report.get("decoded")
     kinds = [k for k in TABLE_KINDS if k in mean]
+    weight = report.get("personal_weight", {}).get("training_devices")
     lines = [f"# FedWear fleet report: {report['dataset']}", "",
              f"{report['devices']} training devices, {len(report['rounds'])} rounds, engine {report['engine']}; "
              f"new users: {', '.join(report['new_user_subjects']) or 'none'}.", "",
              "Accuracy and macro-F1 are means over the training devices (each scored on its own test executions). "
-             "Personalised is what a device uses: the blend of the global and personal heads that its own labelled "
-             "executions chose" + (f" (mean personal weight {report['personal_weight']['training_devices']:.2f})"
-                                   if report.get("personal_weight", {}).get("training_devices") is not None else "")
-             + "."]
+             "Personalised is what a device uses: the personal head or, where its labelled windows come from "
+             "recordings in time order, the blend of the global and personal heads that they chose"
+             + ("" if weight is None else f" (mean personal weight {weight:.2f})") + "."]
     if decoded:
         lines += ["Decoded: activity-sequence decoding with the federation's transition table, as devices do by "
                   "default, applied to every model.", "",

@@ -38,6 +38,10 @@ def test_cross_silo_run_writes_the_fleet_report_per_silo(tmp_path):
     assert sorted(report["per_device"]) == silos and report["new_user_subjects"] == []
     for row in report["per_device"].values():
         assert all(0.5 < row[kind]["accuracy"] <= 1 for kind in ("local_only", "global", "personalised", "centralised"))
+        # records in no time order: a silo uses its personal head, as a device without recordings, undecoded
+        assert row["personal_weight"] == 1.0 and row["personalised"] == row["personal_head"]
+        assert "decoded" not in row["personalised"]
+    assert report["decoded"] is None
     assert [r["round"] for r in report["rounds"]] == [1, 2, 3] and all(r["published"] for r in report["rounds"])
     for r in report["rounds"]:
         assert sorted(r["participants"]) == silos and all(r["bytes_up"][s] > 0 for s in silos)
