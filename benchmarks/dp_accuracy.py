@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 EPSILONS = (None, 8.0, 4.0, 1.0)
 FIGURES = {"global": ("mean", "global"), "personalised": ("mean", "personalised"),
            "personal_head": ("mean", "personal_head"), "local_only": ("mean", "local_only"), "new_users_global": ("new_users", "global"),
