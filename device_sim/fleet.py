@@ -201,6 +201,7 @@ class Fleet:
         self._keys_registered: set[str] = set()
         self._server_state: dict = {}
         self.rounds: list[dict] = []
+        self.published_transitions: np.ndarray | None = None  # the table of the last version the job published
 
     def _split(self, index: int, dense_index: int, newcomer: bool) -> tuple[DeviceData, DeviceData, DeviceData]:
         """A device's windows, its training part (cut from the training windowing) and its test part."""
@@ -547,6 +548,7 @@ class Fleet:
                         observer = self._observer(token)
                         observer.sync()
                         weights = observer.global_weights()
+                        self.published_transitions = observer.transition_table
                 else:
                     record, weights = self._plaintext_round(number, trainer, weights)
                 evaluator.set_weights(weights, "shared")
@@ -631,6 +633,16 @@ class Fleet:
         tests = {p.data.device_id: (p.test.windows, p.test.labels) for p in self.participants}
         return compare_int8(bundle, self.model_spec, weights, version, calibration, tests, self.out / "bundle_final")
 
+    def _published_transitions_check(self) -> dict | None:
+        """How far the table the encrypted job published is from the training devices' counts summed in the
+        clear, over the windows they train on (the same when every device took part in every round)."""
+        if self.published_transitions is None:
+            return None
+        classes = self.published_transitions.shape[1]
+        clear = sum(transition_counts(p.train.labels, p.train.execution, classes) for p in self.participants)
+        return {"max_difference": round(float(np.max(np.abs(self.published_transitions - clear))), 4),
+                "windows": int(clear.sum())}
+
     def _summary(self, per_device: dict, newcomers: dict) -> dict:
         def mean(rows, kind, metric="accuracy"):
             return _rounded_mean([r[kind][metric] for r in rows.values()])
@@ -661,6 +673,7 @@ class Fleet:
                           "executions_used": self.config.new_user_executions, "per_device": newcomers},
             "personal_weight": {"training_devices": _rounded_mean([r["personal_weight"] for r in per_device.values()]),
                                 "new_users": _rounded_mean([r["personal_weight"] for r in newcomers.values()])},
+            "published_transitions": self._published_transitions_check(),
             "decoded": None if self.transitions is None else {
                 "mean": {kind: decoded_mean(per_device, kind) for kind in kinds},
                 "mean_macro_f1": {kind: decoded_mean(per_device, kind, "macro_f1") for kind in kinds},

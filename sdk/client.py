@@ -414,6 +414,11 @@ class FedWearClient:
         write_atomically(path, json.dumps({"counts": table.tolist()}).encode())
         self._counts = table
 
+    @property
+    def transition_table(self) -> np.ndarray | None:
+        """The transition counts the device decodes with ((classes + 1) x classes), or None."""
+        return self._counts
+
     def _stored_counts(self) -> np.ndarray | None:
         path = self.storage / TRANSITIONS_FILE
         return np.asarray(json.loads(path.read_text())["counts"]) if path.exists() else None

@@ -33,6 +33,9 @@ def test_six_devices_three_encrypted_rounds(wearers, tmp_path):
     held = json.loads((tmp_path / "devices" / fleet.job_id / fleet.participants[0].device_id
                        / "transitions.json").read_text())["counts"]  # as of the device's last sync
     np.testing.assert_allclose(held, summed, atol=0.5)
+    assert report["published_transitions"]["windows"] == summed.sum()
+    assert report["published_transitions"]["max_difference"] == pytest.approx(
+        np.max(np.abs(published.reshape(summed.shape) - summed)), abs=1e-4)
     published_model = TransitionModel.from_counts(published.reshape(summed.shape))  # the report decodes with it
     np.testing.assert_allclose(fleet.transitions.transitions, published_model.transitions, atol=0.01)
     accuracies = [r["global_accuracy"] for r in report["rounds"]]
